@@ -1,0 +1,3 @@
+"""sitepulse: self-hosted observability and lead intelligence for lead-generation websites."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sitepulse.cli.main import main
+
+main()

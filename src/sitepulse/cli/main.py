@@ -1,0 +1,115 @@
+"""The `sitepulse` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from sitepulse.config import ConfigError, Settings, load_config
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Observability and lead intelligence for lead-generation websites.")
+config_app = typer.Typer(no_args_is_help=True, help="Check and explain configuration.")
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="sitepulse.yaml (default: $SITEPULSE_CONFIG or ./sitepulse.yaml)"),
+]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
+    )
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        console.print(f"[bold red]invalid configuration[/] in {exc.source}:")
+        for problem in exc.problems:
+            console.print(f"  • {problem}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (server.host)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (server.port)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run sitepulse: ingest, store, metrics and API in one process."""
+    from sitepulse.cli.serving import run_server
+
+    _logging(verbose)
+    settings = _settings(config)
+    run_server(settings, host=host, port=port)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default 8000 or $SITEPULSE_PORT)")] = None,
+    data: Annotated[Path, typer.Option(help="Data folder for the demo")] = Path("sitepulse-demo"),
+    backfill_days: Annotated[int, typer.Option(min=0, max=90)] = 14,
+    seed: Annotated[int, typer.Option(help="Seed of the traffic generator")] = 7,
+    visits_per_minute: Annotated[float, typer.Option(min=0)] = 30.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve sitepulse with a sample site and realistic generated traffic."""
+    from sitepulse.cli.demo import run_demo
+
+    _logging(verbose)
+    settings = _settings(config)
+    run_demo(settings, port=port, data=data, backfill_days=backfill_days, seed=seed,
+             visits_per_minute=visits_per_minute)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    config: ConfigOption = None,
+    site: Annotated[str | None, typer.Option(help="Site id (default: the first site)")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: by extension)")] = None,
+) -> None:
+    """Import events from a JSONL or CSV file; bad lines are reported and skipped."""
+    from sitepulse.cli.importer import run_import
+
+    _logging(False)
+    settings = _settings(config)
+    code = run_import(settings, file, site_id=site, fmt=fmt, console=console)
+    raise typer.Exit(code)
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="The YAML file to check")],
+) -> None:
+    """Validate a configuration file; report every error with its key and value."""
+    out = Console()
+    try:
+        settings = load_config(file)
+    except ConfigError as exc:
+        out.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {exc.source}:")
+        for problem in exc.problems:
+            out.print(f"  • {problem}", markup=False)
+        raise typer.Exit(1) from exc
+    out.print(f"[green]ok[/]: {file} — {len(settings.sites)} site(s), "
+              f"store {settings.storage.backend} at {settings.storage.path}, "
+              f"listening on {settings.server.host}:{settings.server.port}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,30 @@
+"""Time comes in through a clock so tests can control it."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Returns the current time in epoch milliseconds."""
+
+    def __call__(self) -> int: ...
+
+
+def system_clock() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class ManualClock:
+    """A clock that moves only when told to; for tests and replays."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, ms: int) -> None:
+        self.now_ms += ms

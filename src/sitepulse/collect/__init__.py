@@ -1,0 +1,1 @@
+"""Collection: ingest endpoints' logic, the browser collector, log and file sources."""

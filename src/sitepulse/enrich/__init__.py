@@ -1,0 +1,1 @@
+"""Enrichment: user agent, bots, geo, channel, privacy, sessions."""

@@ -1,0 +1,1 @@
+"""Exposition for Prometheus and generators of configurations for other tools."""

@@ -1,0 +1,157 @@
+"""sitepulse's Prometheus metrics: its own health and the site's business signals.
+
+Cardinality-safe by construction: labels carry sites, page groups, channels,
+devices and outcomes only — never URLs, ids or user agents — and every
+visitor-derived label goes through a bounded set that folds overflow into
+"other".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from sitepulse.model.records import StoredEvent, StoredLead
+from sitepulse.store.writer import WriteResult
+
+# Bucket bounds include Google's good / poor thresholds for each Web Vital, so
+# "share of good" is an exact bucket ratio in PromQL.
+VITAL_BUCKETS: dict[str, tuple[float, ...]] = {
+    "LCP": (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0),
+    "INP": (0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0),
+    "CLS": (0.01, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0),
+    "FCP": (0.5, 1.0, 1.8, 2.4, 3.0, 4.0, 6.0),
+    "TTFB": (0.1, 0.2, 0.4, 0.8, 1.2, 1.8, 3.0),
+}
+# Thresholds as (good upper bound, poor lower bound), in the unit of the metric.
+VITAL_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "LCP": (2.5, 4.0),
+    "INP": (0.2, 0.5),
+    "CLS": (0.1, 0.25),
+    "FCP": (1.8, 3.0),
+    "TTFB": (0.8, 1.8),
+}
+# *_created series double the exposition for no use to Prometheus users.
+disable_created_metrics()
+
+COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class BoundedLabels:
+    """Admits up to `limit` distinct values; later newcomers become 'other'."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self.limit:
+                self._seen.add(value)
+                return value
+        return "other"
+
+
+class Metrics:
+    """All of sitepulse's metrics, registered on the registry given."""
+
+    def __init__(self, registry: CollectorRegistry, *, max_page_groups: int = 50) -> None:
+        self.registry = registry
+        r = registry
+        self.requests = Counter(
+            "sitepulse_ingest_requests", "Ingest requests by endpoint and outcome",
+            ["endpoint", "outcome"], registry=r,
+        )
+        self.events = Counter(
+            "sitepulse_ingest_events", "Ingested events by outcome", ["outcome"], registry=r,
+        )
+        self.dropped = Counter(
+            "sitepulse_dropped_events", "Events not stored, by reason", ["reason"], registry=r,
+        )
+        self.bots = Counter(
+            "sitepulse_bot_events", "Events from bots, by detection reason kind and action",
+            ["kind", "action"], registry=r,
+        )
+        self.queue_depth = Gauge(
+            "sitepulse_ingest_queue_events", "Events waiting for the writer", registry=r,
+        )
+        self.queue_capacity = Gauge(
+            "sitepulse_ingest_queue_capacity_events", "Bound of the ingest queue", registry=r,
+        )
+        self.commit_seconds = Histogram(
+            "sitepulse_store_commit_seconds", "Time to commit one group of batches",
+            buckets=COMMIT_BUCKETS, registry=r,
+        )
+        self.commit_events = Histogram(
+            "sitepulse_store_commit_events", "Records per group commit",
+            buckets=(1, 5, 20, 100, 500, 2000, 10000, 50000), registry=r,
+        )
+        self.store_errors = Counter(
+            "sitepulse_store_errors", "Failed commits", registry=r,
+        )
+        self.pageviews = Counter(
+            "sitepulse_pageviews", "Page views by humans",
+            ["site", "page_group", "channel", "device"], registry=r,
+        )
+        self.leads = Counter(
+            "sitepulse_leads", "Stored leads (tests excluded)", ["site", "channel"], registry=r,
+        )
+        self.test_leads = Counter(
+            "sitepulse_test_leads", "Stored leads marked as tests", ["site"], registry=r,
+        )
+        self.form_events = Counter(
+            "sitepulse_form_events", "Form interactions by step",
+            ["site", "page_group", "step"], registry=r,
+        )
+        self.vitals = {
+            metric: Histogram(
+                f"sitepulse_web_vitals_{metric.lower()}" + ("" if metric == "CLS" else "_seconds"),
+                f"{metric} as reported by browsers (web-vitals)",
+                ["site", "page_group", "device"], buckets=buckets, registry=r,
+            )
+            for metric, buckets in VITAL_BUCKETS.items()
+        }
+        self._page_groups = BoundedLabels(max_page_groups)
+        self._channels = BoundedLabels(40)
+        self._form_steps = frozenset(
+            {"form_start", "field_focus", "field_blur", "submit", "submit_error"}
+        )
+
+    def observe_commit(self, result: WriteResult, seconds: float) -> None:
+        """Count what a commit stored; called by the writer after each commit."""
+        self.commit_seconds.observe(seconds)
+        self.commit_events.observe(len(result.stored_events) + len(result.stored_leads))
+        if result.duplicate_events:
+            self.events.labels("duplicate").inc(result.duplicate_events)
+        self.events.labels("stored").inc(len(result.stored_events))
+        self._business(result.stored_events, result.stored_leads)
+
+    def _business(self, events: Iterable[StoredEvent], leads: Iterable[StoredLead]) -> None:
+        for ev in events:
+            if ev.is_bot:
+                continue
+            kind = ev.type
+            if kind == "pageview":
+                self.pageviews.labels(
+                    ev.site, self._page_groups(ev.page_group), self._channels(ev.channel),
+                    ev.device,
+                ).inc()
+            elif kind == "vital" and ev.value is not None:
+                hist = self.vitals.get(ev.name)
+                if hist is not None:
+                    value = ev.value if ev.name == "CLS" else ev.value / 1000.0
+                    hist.labels(ev.site, self._page_groups(ev.page_group), ev.device).observe(
+                        value
+                    )
+            elif kind == "form" and ev.name in self._form_steps:
+                self.form_events.labels(ev.site, self._page_groups(ev.page_group), ev.name).inc()
+        for lead in leads:
+            if lead.is_test:
+                self.test_leads.labels(lead.site).inc()
+            elif not lead.is_bot:
+                self.leads.labels(lead.site, self._channels(lead.channel)).inc()

@@ -1,0 +1,1 @@
+"""Shared records: plain typed data, no I/O."""

@@ -1,0 +1,88 @@
+"""Records as they are stored. Produced by enrichment, consumed by the store."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class StoredEvent(msgspec.Struct, frozen=True, gc=False):
+    """One enriched event, ready for the events table. Times are epoch ms, UTC."""
+
+    event_id: bytes  # 16-byte UUID
+    ts: int
+    received_at: int
+    site: str
+    type: str
+    name: str
+    value: float | None
+    visitor_id: int
+    session_id: int
+    url: str
+    path: str
+    page_group: str
+    referrer: str
+    referrer_host: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    utm_term: str
+    utm_content: str
+    click_id_kind: str
+    click_id: str
+    channel: str
+    channel_rule: str
+    source: str
+    medium: str
+    country: str
+    region: str
+    device: str
+    browser: str
+    os: str
+    is_bot: bool
+    bot_reason: str
+    props: str | None  # JSON text, None when empty
+
+
+class StoredLead(msgspec.Struct, frozen=True, gc=False):
+    """One lead submission with the context that links it to its visit."""
+
+    lead_id: bytes
+    ts: int
+    received_at: int
+    site: str
+    visitor_id: int
+    session_id: int
+    email: str
+    phone: str
+    name: str
+    company: str
+    company_size: str
+    industry: str
+    country: str
+    budget: str
+    timeline: str
+    message: str
+    consent: bool
+    fields: str | None
+    form: str
+    url: str
+    path: str
+    referrer: str
+    channel: str
+    channel_rule: str
+    source: str
+    medium: str
+    campaign: str
+    click_id_kind: str
+    click_id: str
+    geo_country: str
+    geo_region: str
+    device: str
+    browser: str
+    os: str
+    is_bot: bool
+    is_test: bool
+
+
+EVENT_COLUMNS: tuple[str, ...] = StoredEvent.__struct_fields__
+LEAD_COLUMNS: tuple[str, ...] = StoredLead.__struct_fields__

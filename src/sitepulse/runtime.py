@@ -1,0 +1,90 @@
+"""The one place that wires the stages together: config → store → enrich → ingest."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from sitepulse.clock import Clock, system_clock
+from sitepulse.collect.ingest import IngestService
+from sitepulse.config.models import Settings
+from sitepulse.enrich.channel import ChannelClassifier
+from sitepulse.enrich.geo import GeoLookup, bundled_database
+from sitepulse.enrich.pipeline import Enricher
+from sitepulse.enrich.privacy import DailySalt
+from sitepulse.export.metrics import Metrics
+from sitepulse.store.duckdb import DuckDBStore
+from sitepulse.store.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Everything a running sitepulse holds; `start` and `stop` bracket its life."""
+
+    settings: Settings
+    store: DuckDBStore
+    writer: Writer
+    ingest: IngestService
+    metrics: Metrics
+    geo: GeoLookup
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        registry: CollectorRegistry | None = None,
+    ) -> Runtime:
+        """Open the store, apply migrations and assemble the pipeline (nothing started)."""
+        cfg = settings.storage
+        store = DuckDBStore(cfg.path, memory_limit_mb=cfg.memory_limit_mb, threads=cfg.threads)
+        applied = store.migrate()
+        if applied:
+            log.info("applied schema migrations %s", ", ".join(applied))
+        metrics = Metrics(registry if registry is not None else CollectorRegistry())
+        tokens = {
+            site.id: site.token or store.site_token(site.id, "sk_" + secrets.token_urlsafe(24))
+            for site in settings.sites
+        }
+        geo_path = settings.geo.mmdb_path
+        if geo_path is None and settings.geo.use_bundled:
+            geo_path = bundled_database()
+        geo = GeoLookup(geo_path)
+        salt = DailySalt(lambda day, new: store.daily_salt(day, new, keep_days=1))
+        enricher = Enricher(settings.ingest, geo=geo, salt=salt, classifier=ChannelClassifier())
+        ing = settings.ingest
+        writer = Writer(
+            store,
+            clock=clock,
+            max_queue_events=ing.queue_max_events,
+            commit_max_events=ing.commit_max_events,
+            dedupe_window_ms=ing.dedupe_window_secs * 1000,
+            dedupe_max_ids=ing.dedupe_max_ids,
+            on_commit=metrics.observe_commit,
+            on_error=lambda exc: None,
+        )
+        metrics.queue_capacity.set(ing.queue_max_events)
+        metrics.queue_depth.set_function(lambda: writer.queued_events)
+        service = IngestService(
+            settings, enricher=enricher, writer=writer, metrics=metrics, clock=clock, tokens=tokens
+        )
+        return cls(settings, store, writer, service, metrics, geo, tokens)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def stop(self) -> None:
+        """Commit what is queued, checkpoint and close."""
+        self.writer.stop()
+        try:
+            self.store.checkpoint()
+        finally:
+            self.store.close()
+            self.geo.close()

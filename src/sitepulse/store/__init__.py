@@ -1,0 +1,1 @@
+"""Storage: the protocol every backend meets, the single writer, and the backends."""

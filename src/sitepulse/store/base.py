@@ -1,0 +1,46 @@
+"""The storage protocol between ingest/analysis and a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sitepulse.model.records import StoredEvent, StoredLead
+
+
+class StoreError(Exception):
+    """A backend could not complete an operation."""
+
+
+class Store(Protocol):
+    """What ingest, analysis and the CLI need from a backend."""
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the versions applied."""
+        ...
+
+    def write(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None:
+        """Commit events and leads in one durable transaction."""
+        ...
+
+    def recent_event_ids(self, since_ms: int, limit: int) -> list[tuple[bytes, int]]:
+        """(event_id, received_at) of events received since `since_ms`, newest first."""
+        ...
+
+    def existing_lead_ids(self, lead_ids: Sequence[bytes]) -> set[bytes]:
+        """The subset of `lead_ids` already stored."""
+        ...
+
+    def daily_salt(self, day: str, new_salt: bytes, keep_days: int) -> bytes:
+        """The salt for `day` (ISO date), creating it from `new_salt`; forget older ones."""
+        ...
+
+    def site_token(self, site: str, new_token: str) -> str:
+        """The stored secret token of `site`, creating it from `new_token`."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query on a reader connection."""
+        ...
+
+    def close(self) -> None: ...

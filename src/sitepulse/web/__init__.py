@@ -1,0 +1,1 @@
+"""The ASGI application: ingest and query API, metrics, health, UI."""

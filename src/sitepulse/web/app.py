@@ -1,0 +1,250 @@
+"""The ASGI application factory and its routes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gzip
+import hashlib
+import importlib.resources
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from sitepulse.collect.ingest import Outcome, error
+from sitepulse.config.models import SiteConfig
+from sitepulse.enrich.pipeline import Client
+from sitepulse.runtime import Runtime
+from sitepulse.web.http import (
+    BodyTooLarge,
+    ClientAddress,
+    json_response,
+    outcome_response,
+    read_body,
+    too_large,
+)
+from sitepulse.web.openapi import build_openapi
+
+log = logging.getLogger(__name__)
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+class Collector:
+    """The built `/sp.js`, held in memory with its gzip form and ETag."""
+
+    def __init__(self) -> None:
+        source = importlib.resources.files("sitepulse.collect") / "static" / "sp.js"
+        try:
+            self.body: bytes | None = source.read_bytes()
+        except (FileNotFoundError, OSError):
+            self.body = None
+        self.gzipped = gzip.compress(self.body, 9) if self.body else b""
+        self.etag = '"' + hashlib.sha256(self.body or b"").hexdigest()[:16] + '"'
+
+    def response(self, request: Request) -> Response:
+        if self.body is None:
+            return json_response(503, {
+                "error": "not_built", "message": "sp.js is not built; run `make build`",
+            })
+        headers = {
+            "ETag": self.etag,
+            "Cache-Control": "public, max-age=3600",
+            "Vary": "Accept-Encoding",
+            "Access-Control-Allow-Origin": "*",
+        }
+        if request.headers.get("if-none-match") == self.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(self.gzipped, headers=headers, media_type="text/javascript")
+        return Response(self.body, headers=headers, media_type="text/javascript")
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """Build the app around a runtime; the lifespan starts and stops it."""
+    settings = runtime.settings
+    ingest = runtime.ingest
+    client_ip = ClientAddress(settings.server.trusted_proxies)
+    beacon_limit = settings.server.max_beacon_bytes
+    body_limit = settings.server.max_body_bytes
+    collector = Collector()
+    openapi = build_openapi()
+
+    def client_of(request: Request) -> Client:
+        return Client(client_ip(request), request.headers.get("user-agent", ""))
+
+    def authenticate(request: Request) -> SiteConfig | Outcome:
+        token = _bearer(request)
+        if token is None:
+            return error(401, "unauthorized", "send `Authorization: Bearer <site token>`",
+                         "authorization")
+        site = ingest.site_for_token(token)
+        if site is None:
+            return error(403, "forbidden", "this token belongs to no site", "authorization")
+        return site
+
+    async def sp_js(request: Request) -> Response:
+        return collector.response(request)
+
+    async def preflight(request: Request) -> Response:
+        return Response(status_code=204, headers=CORS)
+
+    async def collect(request: Request) -> Response:
+        try:
+            body = await read_body(request, beacon_limit)
+        except BodyTooLarge:
+            ingest.metrics.requests.labels("collect", "413").inc()
+            ingest.metrics.dropped.labels("too_large").inc()
+            return too_large(beacon_limit)
+        return outcome_response(await ingest.collect(body, client_of(request)), CORS)
+
+    async def post_events(request: Request) -> Response:
+        site = authenticate(request)
+        if isinstance(site, Outcome):
+            ingest.metrics.requests.labels("events", str(site.status)).inc()
+            return outcome_response(site)
+        try:
+            body = await read_body(request, body_limit)
+        except BodyTooLarge:
+            ingest.metrics.requests.labels("events", "413").inc()
+            ingest.metrics.dropped.labels("too_large").inc()
+            return too_large(body_limit)
+        # The caller is a backend: its own address and agent say nothing of the user.
+        return outcome_response(await ingest.server_events(body, site, Client("", "")))
+
+    async def post_lead(request: Request) -> Response:
+        try:
+            body = await read_body(request, beacon_limit)
+        except BodyTooLarge:
+            ingest.metrics.requests.labels("leads", "413").inc()
+            return too_large(beacon_limit)
+        sub = ingest.decode_lead(body)
+        if isinstance(sub, Outcome):
+            return outcome_response(sub, CORS)
+        client = client_of(request)
+        if request.headers.get("authorization"):
+            site_or_error = authenticate(request)
+            if isinstance(site_or_error, Outcome):
+                return outcome_response(site_or_error)
+            site = site_or_error
+            if sub.site_key and sub.site_key != site.public_key:
+                return outcome_response(error(
+                    400, "invalid", "site_key does not match the token's site", "site_key"))
+            # A backend relays its user's address and agent; without them, leave unlinked.
+            client = Client(sub.ip, sub.user_agent)
+        else:
+            found = ingest.sites_by_key.get(sub.site_key)
+            if found is None:
+                field_error = "site_key is required" if not sub.site_key else "no site has this key"
+                status = 400 if not sub.site_key else 404
+                return outcome_response(
+                    error(status, "unknown_site" if sub.site_key else "invalid", field_error,
+                          "site_key"), CORS)
+            site = found
+        return outcome_response(await ingest.lead(sub, site, client), CORS)
+
+    async def get_events(request: Request) -> Response:
+        site = authenticate(request)
+        if isinstance(site, Outcome):
+            return outcome_response(site)
+        params = request.query_params
+        try:
+            limit = int(params.get("limit", "100"))
+            since = int(params.get("since", "0"))
+        except ValueError:
+            return outcome_response(error(400, "invalid", "must be an integer", "limit/since"))
+        if not 1 <= limit <= 10_000:
+            return outcome_response(error(400, "invalid", "must be 1..10000", "limit"))
+        if since < 0:
+            return outcome_response(error(400, "invalid", "must be epoch ms >= 0", "since"))
+        sql = (
+            "SELECT event_id::VARCHAR, epoch_ms(ts), epoch_ms(received_at), type, name, value,"
+            " printf('%016x', visitor_id), printf('%016x', session_id), url, path, page_group,"
+            " referrer, utm_source, utm_medium, utm_campaign, click_id_kind, channel,"
+            " channel_rule, source, medium, country, region, device, browser, os, is_bot,"
+            " bot_reason, props FROM events WHERE site = ? AND ts >= make_timestamp(? * 1000)"
+        )
+        args: list[Any] = [site.id, since]
+        if params.get("type"):
+            sql += " AND type = ?"
+            args.append(params["type"])
+        sql += " ORDER BY ts DESC LIMIT ?"
+        args.append(limit)
+        rows = await run_in_threadpool(runtime.store.query, sql, args)
+        names = ("event_id", "ts", "received_at", "type", "name", "value", "visitor_id",
+                 "session_id", "url", "path", "page_group", "referrer", "utm_source",
+                 "utm_medium", "utm_campaign", "click_id_kind", "channel", "channel_rule",
+                 "source", "medium", "country", "region", "device", "browser", "os", "is_bot",
+                 "bot_reason", "props")
+        return json_response(200, {"events": [dict(zip(names, row, strict=True))
+                                              for row in rows]})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(runtime.metrics.registry),
+                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        if not runtime.writer.alive:
+            problems.append("writer thread is not running")
+        if runtime.writer.queued_events >= runtime.writer.max_queue_events:
+            problems.append("ingest queue is full")
+        try:
+            await run_in_threadpool(runtime.store.query, "SELECT 1")
+        except Exception as exc:  # readiness reports any store failure, whatever its type
+            problems.append(f"store: {exc}")
+        status = 503 if problems else 200
+        return json_response(status, {"status": "ready" if not problems else "not ready",
+                                      "problems": problems,
+                                      "time": dt.datetime.now(dt.UTC).isoformat()})
+
+    async def openapi_json(request: Request) -> Response:
+        return json_response(200, openapi)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.stop)
+
+    routes: list[BaseRoute] = [
+        Route("/sp.js", sp_js, methods=["GET"]),
+        Route("/api/v1/collect", collect, methods=["POST"]),
+        Route("/api/v1/collect", preflight, methods=["OPTIONS"]),
+        Route("/api/v1/events", post_events, methods=["POST"]),
+        Route("/api/v1/events", get_events, methods=["GET"]),
+        Route("/api/v1/leads", post_lead, methods=["POST"]),
+        Route("/api/v1/leads", preflight, methods=["OPTIONS"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        *extra_routes,
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,77 @@
+"""Small HTTP helpers shared by the routes: bodies with limits, client addresses, JSON."""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sitepulse.collect.ingest import Outcome, error
+
+_encode = msgspec.json.Encoder().encode
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(body), status, headers=headers, media_type="application/json")
+
+
+def outcome_response(outcome: Outcome, extra: dict[str, str] | None = None) -> Response:
+    headers = dict(outcome.headers or {})
+    if extra:
+        headers.update(extra)
+    return json_response(outcome.status, outcome.body, headers)
+
+
+def too_large(limit: int) -> Response:
+    return outcome_response(error(413, "too_large", f"request body exceeds {limit} bytes", "(body)"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class ClientAddress:
+    """The end user's address: X-Forwarded-For is believed only from trusted proxies."""
+
+    def __init__(self, trusted: Sequence[str]) -> None:
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
+        self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
+
+    def _is_trusted(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._networks)
+
+    def __call__(self, request: Request) -> str:
+        peer = request.client.host if request.client else ""
+        forwarded = request.headers.get("x-forwarded-for")
+        if not forwarded or not self.is_trusted(peer):
+            return peer
+        # Walk from the right: the last hop not ours is the client.
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self.is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer
