@@ -147,7 +147,7 @@ def run_import(settings: Settings, path: Path, *, site_id: str | None, fmt: str 
     finally:
         runtime.stop()
     for number, message in report.bad[:MAX_REPORTED]:
-        console.print(f"{path}:{number}: {message}", markup=False, highlight=False)
+        console.print(f"{path}:{number}: {message}", markup=False, highlight=False, soft_wrap=True)
     if len(report.bad) > MAX_REPORTED:
         console.print(f"… and {len(report.bad) - MAX_REPORTED} more bad lines")
     console.print(f"{report.lines} lines: {report.stored} stored, {report.duplicates} duplicates,"

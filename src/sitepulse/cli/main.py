@@ -17,7 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain configuration.")
 app.add_typer(config_app, name="config")
 
-console = Console(stderr=True)
+console = Console(stderr=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,
@@ -98,17 +98,17 @@ def config_check(
     file: Annotated[Path, typer.Argument(help="The YAML file to check")],
 ) -> None:
     """Validate a configuration file; report every error with its key and value."""
-    out = Console()
+    out = Console(emoji=False)
     try:
         settings = load_config(file)
     except ConfigError as exc:
         out.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {exc.source}:")
         for problem in exc.problems:
-            out.print(f"  • {problem}", markup=False)
+            out.print(f"  • {problem}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
     out.print(f"[green]ok[/]: {file} — {len(settings.sites)} site(s), "
               f"store {settings.storage.backend} at {settings.storage.path}, "
-              f"listening on {settings.server.host}:{settings.server.port}")
+              f"listening on {settings.server.host}:{settings.server.port}", soft_wrap=True)
 
 
 def main() -> None:

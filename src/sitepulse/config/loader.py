@@ -60,9 +60,16 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[tuple[str, ...], An
 
 def _format_errors(exc: ValidationError) -> list[str]:
     problems = []
-    for err in exc.errors():
-        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        message = err["msg"]
+    errors = exc.errors()
+    for err in errors:
+        loc = err["loc"]
+        # A container reported as too short only because its items failed says nothing new.
+        if err["type"] == "too_short" and any(
+            other["loc"][: len(loc)] == loc and len(other["loc"]) > len(loc) for other in errors
+        ):
+            continue
+        key = ".".join(str(part) for part in loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         problems.append(f"{key}: {message} (got {err.get('input')!r})")

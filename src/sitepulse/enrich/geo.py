@@ -45,7 +45,7 @@ class GeoLookup:
             return UNKNOWN
         try:
             record = self._reader.get(ip)
-        except ValueError:
+        except (ValueError, TypeError):
             return UNKNOWN
         if not isinstance(record, dict):
             return UNKNOWN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 import uuid
 from collections.abc import Sequence
@@ -60,6 +61,15 @@ class Enriched:
     bot_reason: str
 
 
+@functools.lru_cache(maxsize=4096)
+def _valid_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _event_uuid(value: str | None) -> bytes:
     return uuid.UUID(value).bytes if value else uuid.uuid4().bytes
 
@@ -103,9 +113,7 @@ class Enricher:
         for group, pattern in patterns:
             if pattern.search(path):
                 return group
-        if not path or path == "/":
-            return "/"
-        segment = path.split("/", 2)[1]
+        segment = path.lstrip("/").split("/", 1)[0]
         return "/" + segment[:40]
 
     def _visit(self, site: SiteConfig, client: Client, given_visitor: str, now: int) -> Visit:
@@ -255,6 +263,8 @@ class Enricher:
         for i, ev in enumerate(events):
             ts = ev.ts if ev.ts is not None else received_at
             self._check_ts(f"events[{i}].ts", ts, received_at, oldest=None)
+            if ev.ip and not _valid_ip(ev.ip):
+                raise InvalidInput(f"events[{i}].ip", "not an IP address")
             client = Client(ev.ip, ev.user_agent) if (ev.ip or ev.user_agent) else fallback
             visit = self._visit(site, client, ev.visitor_id, ts)
             out.append(self._record(
@@ -275,6 +285,8 @@ class Enricher:
             raise InvalidInput("email", "not an email address")
         ts = sub.ts if sub.ts is not None else received_at
         self._check_ts("ts", ts, received_at, oldest=None)
+        if sub.ip and not _valid_ip(sub.ip):
+            raise InvalidInput("ip", "not an IP address")
         visit = self._visit(site, client, sub.visitor_id, ts)
         lead_id = _event_uuid(sub.lead_id)
         event = self._record(

@@ -34,6 +34,7 @@ from sitepulse.web.openapi import build_openapi
 
 log = logging.getLogger(__name__)
 
+MAX_EPOCH_MS = 32_503_680_000_000
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -176,8 +177,9 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             return outcome_response(error(400, "invalid", "must be an integer", "limit/since"))
         if not 1 <= limit <= 10_000:
             return outcome_response(error(400, "invalid", "must be 1..10000", "limit"))
-        if since < 0:
-            return outcome_response(error(400, "invalid", "must be epoch ms >= 0", "since"))
+        if not 0 <= since <= MAX_EPOCH_MS:
+            return outcome_response(error(400, "invalid", "must be epoch ms in 0..year 3000",
+                                          "since"))
         sql = (
             "SELECT event_id::VARCHAR, epoch_ms(ts), epoch_ms(received_at), type, name, value,"
             " printf('%016x', visitor_id), printf('%016x', session_id), url, path, page_group,"

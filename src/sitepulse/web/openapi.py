@@ -74,7 +74,8 @@ def build_openapi() -> dict[str, Any]:
                     "parameters": [
                         {"name": "type", "in": "query", "schema": {"type": "string"}},
                         {"name": "since", "in": "query",
-                         "schema": {"type": "integer", "minimum": 0}},
+                         "schema": {"type": "integer", "minimum": 0,
+                                    "maximum": 32_503_680_000_000}},
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
                     ],

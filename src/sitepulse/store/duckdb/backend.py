@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from sitepulse.model.records import EVENT_COLUMNS, LEAD_COLUMNS, StoredEvent, St
 from sitepulse.store.base import StoreError
 
 DB_FILE = "sitepulse.duckdb"
+log = logging.getLogger(__name__)
 
 _UUID = pa.uuid()
 _TS = pa.timestamp("ms")
@@ -192,7 +194,11 @@ class DuckDBStore:
             return self._reader.execute(sql, list(params)).fetchall()
 
     def checkpoint(self) -> None:
-        self._con.execute("CHECKPOINT")
+        """Fold the WAL into the file; skipped (not failed) while readers are busy."""
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            log.warning("checkpoint skipped: %s", exc)
 
     def close(self) -> None:
         self._meta.close()

@@ -1,0 +1,1 @@
+"""The demo: a sample lead-generation site and the traffic that visits it."""
