@@ -24,6 +24,8 @@ class ServerConfig(_Model):
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     max_beacon_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
+    # Serve the sample lead-generation site at /site, instrumented for the first site.
+    sample_site: bool = False
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from sitepulse.collect.ingest import Outcome, error
 from sitepulse.config.models import SiteConfig
@@ -234,6 +234,11 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             yield
         finally:
             await run_in_threadpool(runtime.stop)
+
+    if settings.server.sample_site:
+        from sitepulse.demo.site import site_routes
+
+        extra_routes = [*extra_routes, Mount("/site", routes=site_routes(settings.sites[0].public_key))]
 
     routes: list[BaseRoute] = [
         Route("/sp.js", sp_js, methods=["GET"]),
