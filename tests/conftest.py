@@ -68,9 +68,19 @@ class LiveServer:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sitepulse", "serve", "--port", str(self.port),
-             *self.extra_args],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
+            [
+                sys.executable,
+                "-m",
+                "sitepulse",
+                "serve",
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.data_dir.parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -100,16 +110,16 @@ class LiveServer:
         self.proc = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=10.0,
-                            headers={"User-Agent": CHROME_UA})
+        return httpx.Client(base_url=self.base_url, timeout=10.0, headers={"User-Agent": CHROME_UA})
 
     def events(self, type: str | None = None, limit: int = 10_000) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if type:
             params["type"] = type
         with self.client() as c:
-            resp = c.get("/api/v1/events", params=params,
-                         headers={"Authorization": f"Bearer {self.token}"})
+            resp = c.get(
+                "/api/v1/events", params=params, headers={"Authorization": f"Bearer {self.token}"}
+            )
         resp.raise_for_status()
         rows: list[dict[str, Any]] = resp.json()["events"]
         return rows
@@ -132,10 +142,16 @@ ServerFactory = Callable[..., LiveServer]
 def write_config(path: Path, data_dir: Path, overrides: dict[str, Any] | None = None) -> None:
     config: dict[str, Any] = {
         "storage": {"path": str(data_dir)},
-        "sites": [{
-            "id": "acme", "name": "ACME", "public_key": SITE_KEY, "token": SITE_TOKEN,
-            "hosts": [SITE_HOST], "timezone": "Europe/London",
-        }],
+        "sites": [
+            {
+                "id": "acme",
+                "name": "ACME",
+                "public_key": SITE_KEY,
+                "token": SITE_TOKEN,
+                "hosts": [SITE_HOST],
+                "timezone": "Europe/London",
+            }
+        ],
     }
     for section, values in (overrides or {}).items():
         if isinstance(values, dict):

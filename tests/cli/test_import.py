@@ -17,7 +17,10 @@ from tests.conftest import write_config
 def _run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sitepulse", "import", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -28,9 +31,17 @@ def test_jsonl_import_reports_bad_lines_and_keeps_good(tmp_path: Path) -> None:
     now = time.time_ns() // 1_000_000
     lines = []
     for i in range(1, 501):
-        lines.append(json.dumps({"event_id": str(uuid.uuid4()), "type": "pageview",
-                                 "ts": now - i * 60_000, "url": f"https://www.acme.example/p{i % 7}",
-                                 "visitor_id": f"v{i % 40}"}))
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": "pageview",
+                    "ts": now - i * 60_000,
+                    "url": f"https://www.acme.example/p{i % 7}",
+                    "visitor_id": f"v{i % 40}",
+                }
+            )
+        )
     lines[9] = "{not json"
     lines[99] = json.dumps({"type": "pageview", "ts": "noon"})
     lines[199] = json.dumps({"type": "teleport"})
@@ -51,7 +62,9 @@ def test_jsonl_import_reports_bad_lines_and_keeps_good(tmp_path: Path) -> None:
     assert "0 stored, 496 duplicates" in again.stderr
     con = duckdb.connect(str(data / "sitepulse.duckdb"), read_only=True)
     assert con.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (
-        496, 496)
+        496,
+        496,
+    )
     con.close()
 
 

@@ -14,8 +14,15 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.conftest import LiveServer, ServerFactory
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -69,10 +76,12 @@ def test_browser_journey_is_collected(server_factory: ServerFactory, browser: Br
     context.close()
 
     def complete(rows: list[dict[str, Any]]) -> bool:
-        return ({"LCP", "CLS", "FCP", "TTFB"} <= _names(rows, "vital")
-                and {"submit"} <= _names(rows, "form")
-                and {"page_leave", "engaged_time"} <= _names(rows, "engagement")
-                and any(r["type"] == "lead" for r in rows))
+        return (
+            {"LCP", "CLS", "FCP", "TTFB"} <= _names(rows, "vital")
+            and {"submit"} <= _names(rows, "form")
+            and {"page_leave", "engaged_time"} <= _names(rows, "engagement")
+            and any(r["type"] == "lead" for r in rows)
+        )
 
     rows = _wait_for(server, complete)
     assert complete(rows), sorted({(r["type"], r["name"]) for r in rows})

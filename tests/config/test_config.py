@@ -23,9 +23,14 @@ def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = tmp_path / "sitepulse.yaml"
     path.write_text("server:\n  port: 9000\ningest:\n  queue_max_events: 1000\n")
-    settings = load_config(path, environ={
-        "SITEPULSE_PORT": "8001", "SITEPULSE_INGEST__QUEUE_MAX_EVENTS": "2000",
-        "SITEPULSE_DATA": "/srv/sp"})
+    settings = load_config(
+        path,
+        environ={
+            "SITEPULSE_PORT": "8001",
+            "SITEPULSE_INGEST__QUEUE_MAX_EVENTS": "2000",
+            "SITEPULSE_DATA": "/srv/sp",
+        },
+    )
     assert settings.server.port == 8001
     assert settings.ingest.queue_max_events == 2000
     assert settings.storage.path == Path("/srv/sp")

@@ -15,8 +15,15 @@ WORKERS = 8
 
 
 def _batch() -> list[dict[str, object]]:
-    return [{"event_id": new_id(), "ts": now_ms(), "type": "pageview",
-             "url": f"https://{SITE_HOST}/p{i}"} for i in range(BATCH)]
+    return [
+        {
+            "event_id": new_id(),
+            "ts": now_ms(),
+            "type": "pageview",
+            "url": f"https://{SITE_HOST}/p{i}",
+        }
+        for i in range(BATCH)
+    ]
 
 
 def test_sigkill_loses_no_acknowledged_event(live_server: LiveServer) -> None:
@@ -33,8 +40,9 @@ def test_sigkill_loses_no_acknowledged_event(live_server: LiveServer) -> None:
                 with lock:
                     sent.append(events)
                 try:
-                    resp = client.post("/api/v1/collect",
-                                       json={"site_key": SITE_KEY, "events": events})
+                    resp = client.post(
+                        "/api/v1/collect", json={"site_key": SITE_KEY, "events": events}
+                    )
                 except httpx.TransportError:
                     return  # the server died under us
                 if resp.status_code == 202:

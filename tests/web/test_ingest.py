@@ -19,9 +19,13 @@ def test_pageview_is_stored_enriched_and_anonymous(live_server: LiveServer) -> N
         referrer="https://www.google.com/",
     )
     with live_server.client() as c:
-        resp = c.post("/api/v1/collect", content=httpx.Request(
-            "POST", "/", json={"site_key": SITE_KEY, "events": [event]}).content,
-            headers=BEACON | {"X-Forwarded-For": "81.2.69.160"})
+        resp = c.post(
+            "/api/v1/collect",
+            content=httpx.Request(
+                "POST", "/", json={"site_key": SITE_KEY, "events": [event]}
+            ).content,
+            headers=BEACON | {"X-Forwarded-For": "81.2.69.160"},
+        )
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["accepted"] == 1 and len(body["visitor_id"]) == 16
@@ -47,7 +51,9 @@ def test_resent_event_is_stored_once(live_server: LiveServer) -> None:
         second = c.post("/api/v1/collect", json=batch)
     assert first.json()["accepted"] == 1
     assert second.status_code == 202 and second.json() == second.json() | {
-        "accepted": 0, "duplicates": 1}
+        "accepted": 0,
+        "duplicates": 1,
+    }
     assert len(live_server.events()) == 1
 
 
@@ -56,8 +62,9 @@ def test_clock_skew_is_corrected_with_sent_at(live_server: LiveServer) -> None:
     client_now = now_ms() - skew
     event = pageview() | {"ts": client_now - 1000}
     with live_server.client() as c:
-        resp = c.post("/api/v1/collect", json={
-            "site_key": SITE_KEY, "sent_at": client_now, "events": [event]})
+        resp = c.post(
+            "/api/v1/collect", json={"site_key": SITE_KEY, "sent_at": client_now, "events": [event]}
+        )
     assert resp.status_code == 202
     (row,) = live_server.events()
     assert abs(row["received_at"] - 1000 - row["ts"]) < 5_000
@@ -66,22 +73,48 @@ def test_clock_skew_is_corrected_with_sent_at(live_server: LiveServer) -> None:
 def test_lead_with_journey(live_server: LiveServer) -> None:
     headers = {"X-Forwarded-For": "81.2.69.160"}
     with live_server.client() as c:
-        c.post("/api/v1/collect", headers=headers, json={"site_key": SITE_KEY, "events": [
-            pageview(f"https://{SITE_HOST}/?utm_source=newsletter&utm_medium=email"
-                     "&utm_campaign=nov")]})
-        resp = c.post("/api/v1/leads", headers=headers, json={
-            "site_key": SITE_KEY, "email": "ada@example.org", "name": "Ada", "phone": "+44 1",
-            "company": "Analytical Engines", "company_size": "11-50", "industry": "Software",
-            "country": "GB", "budget": "20k-50k", "timeline": "1-3 months",
-            "message": "Call me", "consent": True, "fields": {"service": "seo"},
-            "form": "contact", "url": f"https://{SITE_HOST}/contact"})
+        c.post(
+            "/api/v1/collect",
+            headers=headers,
+            json={
+                "site_key": SITE_KEY,
+                "events": [
+                    pageview(
+                        f"https://{SITE_HOST}/?utm_source=newsletter&utm_medium=email"
+                        "&utm_campaign=nov"
+                    )
+                ],
+            },
+        )
+        resp = c.post(
+            "/api/v1/leads",
+            headers=headers,
+            json={
+                "site_key": SITE_KEY,
+                "email": "ada@example.org",
+                "name": "Ada",
+                "phone": "+44 1",
+                "company": "Analytical Engines",
+                "company_size": "11-50",
+                "industry": "Software",
+                "country": "GB",
+                "budget": "20k-50k",
+                "timeline": "1-3 months",
+                "message": "Call me",
+                "consent": True,
+                "fields": {"service": "seo"},
+                "form": "contact",
+                "url": f"https://{SITE_HOST}/contact",
+            },
+        )
     assert resp.status_code == 201, resp.text
     lead = resp.json()
     live_server.stop()
     (row,) = live_server.db_query(
         "SELECT email, company_size, budget, channel, campaign, fields, session_id,"
         " (SELECT count(*) FROM events WHERE type = 'lead'),"
-        " (SELECT count(DISTINCT session_id) FROM events) FROM leads")
+        " (SELECT count(DISTINCT session_id) FROM events) FROM leads"
+    )
     assert row[:5] == ("ada@example.org", "11-50", "20k-50k", "Email", "nov")
     assert '"service"' in row[5]
     assert f"{row[6]:016x}" == lead["session_id"]
@@ -89,14 +122,27 @@ def test_lead_with_journey(live_server: LiveServer) -> None:
 
 
 def test_server_events_with_token(live_server: LiveServer) -> None:
-    events = [{"type": "custom", "name": "invoice_paid", "value": 1200.0,
-               "visitor_id": "crm-42", "ts": now_ms() - 86_400_000 * 30}]
+    events = [
+        {
+            "type": "custom",
+            "name": "invoice_paid",
+            "value": 1200.0,
+            "visitor_id": "crm-42",
+            "ts": now_ms() - 86_400_000 * 30,
+        }
+    ]
     with live_server.client() as c:
         missing = c.post("/api/v1/events", json={"events": events})
-        wrong = c.post("/api/v1/events", json={"events": events},
-                       headers={"Authorization": "Bearer sk_wrong_wrong_wrong"})
-        ok = c.post("/api/v1/events", json={"events": events},
-                    headers={"Authorization": f"Bearer {live_server.token}"})
+        wrong = c.post(
+            "/api/v1/events",
+            json={"events": events},
+            headers={"Authorization": "Bearer sk_wrong_wrong_wrong"},
+        )
+        ok = c.post(
+            "/api/v1/events",
+            json={"events": events},
+            headers={"Authorization": f"Bearer {live_server.token}"},
+        )
     assert (missing.status_code, wrong.status_code, ok.status_code) == (401, 403, 202)
     assert missing.json()["field"] == "authorization"
     (row,) = live_server.events()
@@ -117,8 +163,12 @@ BAD_BEACONS: list[tuple[str, Any, int, str]] = [
     ("missing site_key", {"events": [pageview()]}, 400, "site_key"),
     ("unknown site", _batch(site_key="pk_nobody"), 404, "site_key"),
     ("no events", {"site_key": SITE_KEY, "events": []}, 400, "events"),
-    ("event without id", {"site_key": SITE_KEY, "events": [
-        {"ts": 1, "type": "pageview", "url": "x"}]}, 400, "events[0].event_id"),
+    (
+        "event without id",
+        {"site_key": SITE_KEY, "events": [{"ts": 1, "type": "pageview", "url": "x"}]},
+        400,
+        "events[0].event_id",
+    ),
     ("bad uuid", _batch(event={"event_id": "123"}), 400, "events[0].event_id"),
     ("string ts", _batch(event={"ts": "yesterday"}), 400, "events[0].ts"),
     ("negative ts", _batch(event={"ts": -5}), 400, "events[0].ts"),
@@ -129,13 +179,18 @@ BAD_BEACONS: list[tuple[str, Any, int, str]] = [
     ("url too long", _batch(event={"url": "https://x/" + "a" * 3000}), 400, "events[0].url"),
     ("value not number", _batch(event={"value": "fast"}), 400, "events[0].value"),
     ("nested props", _batch(event={"props": {"a": {"b": 1}}}), 400, "events[0].props[...]"),
-    ("too many events", {"site_key": SITE_KEY, "events": [pageview() for _ in range(101)]},
-     400, "events"),
+    (
+        "too many events",
+        {"site_key": SITE_KEY, "events": [pageview() for _ in range(101)]},
+        400,
+        "events",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "status", "field"), BAD_BEACONS,
-                         ids=[c[0] for c in BAD_BEACONS])
+@pytest.mark.parametrize(
+    ("case", "body", "status", "field"), BAD_BEACONS, ids=[c[0] for c in BAD_BEACONS]
+)
 def test_bad_beacons_get_4xx_naming_the_field(
     shared_server: LiveServer, case: str, body: Any, status: int, field: str
 ) -> None:
@@ -154,15 +209,24 @@ BAD_LEADS: list[tuple[str, dict[str, Any], int, str]] = [
     ("bad email", {"site_key": SITE_KEY, "email": "not-an-email"}, 400, "email"),
     ("no site key", {"email": "a@b.example"}, 400, "site_key"),
     ("unknown site", {"site_key": "pk_nobody", "email": "a@b.example"}, 404, "site_key"),
-    ("consent not bool", {"site_key": SITE_KEY, "email": "a@b.example", "consent": "yes"},
-     400, "consent"),
-    ("message too long", {"site_key": SITE_KEY, "email": "a@b.example", "message": "x" * 10001},
-     400, "message"),
+    (
+        "consent not bool",
+        {"site_key": SITE_KEY, "email": "a@b.example", "consent": "yes"},
+        400,
+        "consent",
+    ),
+    (
+        "message too long",
+        {"site_key": SITE_KEY, "email": "a@b.example", "message": "x" * 10001},
+        400,
+        "message",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "status", "field"), BAD_LEADS,
-                         ids=[c[0] for c in BAD_LEADS])
+@pytest.mark.parametrize(
+    ("case", "body", "status", "field"), BAD_LEADS, ids=[c[0] for c in BAD_LEADS]
+)
 def test_bad_leads_get_4xx_naming_the_field(
     shared_server: LiveServer, case: str, body: dict[str, Any], status: int, field: str
 ) -> None:
@@ -176,8 +240,11 @@ def test_oversized_bodies_get_413(shared_server: LiveServer) -> None:
     big = b'{"site_key":"pk_test","events":[' + b" " * 70_000 + b"]}"
     with shared_server.client() as c:
         assert c.post("/api/v1/collect", content=big, headers=BEACON).status_code == 413
-        resp = c.post("/api/v1/events", content=b"x" * 2_000_000,
-                      headers={"Authorization": f"Bearer {shared_server.token}"})
+        resp = c.post(
+            "/api/v1/events",
+            content=b"x" * 2_000_000,
+            headers={"Authorization": f"Bearer {shared_server.token}"},
+        )
     assert resp.status_code == 413 and resp.json()["field"] == "(body)"
 
 
@@ -205,8 +272,10 @@ def test_bots_dropped_when_configured(server_factory: Any) -> None:
 
 def test_cors_allows_beacons_from_the_site(shared_server: LiveServer) -> None:
     with shared_server.client() as c:
-        pre = c.options("/api/v1/leads", headers={
-            "Origin": f"https://{SITE_HOST}", "Access-Control-Request-Method": "POST"})
+        pre = c.options(
+            "/api/v1/leads",
+            headers={"Origin": f"https://{SITE_HOST}", "Access-Control-Request-Method": "POST"},
+        )
         resp = c.post("/api/v1/collect", json=_batch())
     assert pre.status_code == 204
     assert resp.headers["access-control-allow-origin"] == "*"

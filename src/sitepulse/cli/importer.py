@@ -82,8 +82,9 @@ def _count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-async def import_file(runtime: Runtime, path: Path, site_id: str, fmt: str,
-                      progress: Progress | None = None) -> ImportReport:
+async def import_file(
+    runtime: Runtime, path: Path, site_id: str, fmt: str, progress: Progress | None = None
+) -> ImportReport:
     """Decode, validate and enrich each record; store good ones in chunks, report bad lines."""
     site = runtime.ingest.sites_by_id[site_id]
     enricher = runtime.ingest.enricher
@@ -124,8 +125,9 @@ async def import_file(runtime: Runtime, path: Path, site_id: str, fmt: str,
     return report
 
 
-def run_import(settings: Settings, path: Path, *, site_id: str | None, fmt: str | None,
-               console: Console) -> int:
+def run_import(
+    settings: Settings, path: Path, *, site_id: str | None, fmt: str | None, console: Console
+) -> int:
     """Import a file; exit code 0 when every line was stored, 1 when some were skipped."""
     kind = (fmt or path.suffix.lstrip(".")).lower()
     if kind in ("json", "ndjson"):
@@ -141,8 +143,13 @@ def run_import(settings: Settings, path: Path, *, site_id: str | None, fmt: str 
         return 2
     runtime.start()
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
             report = asyncio.run(import_file(runtime, path, sid, kind, progress))
     finally:
         runtime.stop()
@@ -150,6 +157,8 @@ def run_import(settings: Settings, path: Path, *, site_id: str | None, fmt: str 
         console.print(f"{path}:{number}: {message}", markup=False, highlight=False, soft_wrap=True)
     if len(report.bad) > MAX_REPORTED:
         console.print(f"… and {len(report.bad) - MAX_REPORTED} more bad lines")
-    console.print(f"{report.lines} lines: {report.stored} stored, {report.duplicates} duplicates,"
-                  f" {len(report.bad)} skipped")
+    console.print(
+        f"{report.lines} lines: {report.stored} stored, {report.duplicates} duplicates,"
+        f" {len(report.bad)} skipped"
+    )
     return 1 if report.bad else 0

@@ -12,8 +12,11 @@ from rich.logging import RichHandler
 
 from sitepulse.config import ConfigError, Settings, load_config
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Observability and lead intelligence for lead-generation websites.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Observability and lead intelligence for lead-generation websites.",
+)
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain configuration.")
 app.add_typer(config_app, name="config")
 
@@ -21,7 +24,9 @@ console = Console(stderr=True, emoji=False)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="sitepulse.yaml (default: $SITEPULSE_CONFIG or ./sitepulse.yaml)"),
+    typer.Option(
+        "--config", "-c", help="sitepulse.yaml (default: $SITEPULSE_CONFIG or ./sitepulse.yaml)"
+    ),
 ]
 
 
@@ -31,6 +36,8 @@ def _logging(verbose: bool) -> None:
         format="%(message)s",
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=True)],
     )
+    # One line per HTTP request of the demo's generator would drown everything else.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _settings(path: Path | None) -> Settings:
@@ -61,7 +68,9 @@ def serve(
 @app.command()
 def demo(
     config: ConfigOption = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (default 8000 or $SITEPULSE_PORT)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default 8000 or $SITEPULSE_PORT)")
+    ] = None,
     data: Annotated[Path, typer.Option(help="Data folder for the demo")] = Path("sitepulse-demo"),
     backfill_days: Annotated[int, typer.Option(min=0, max=90)] = 14,
     seed: Annotated[int, typer.Option(help="Seed of the traffic generator")] = 7,
@@ -73,8 +82,14 @@ def demo(
 
     _logging(verbose)
     settings = _settings(config)
-    run_demo(settings, port=port, data=data, backfill_days=backfill_days, seed=seed,
-             visits_per_minute=visits_per_minute)
+    run_demo(
+        settings,
+        port=port,
+        data=data,
+        backfill_days=backfill_days,
+        seed=seed,
+        visits_per_minute=visits_per_minute,
+    )
 
 
 @app.command("import")
@@ -82,7 +97,9 @@ def import_(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
     config: ConfigOption = None,
     site: Annotated[str | None, typer.Option(help="Site id (default: the first site)")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: by extension)")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: by extension)")
+    ] = None,
 ) -> None:
     """Import events from a JSONL or CSV file; bad lines are reported and skipped."""
     from sitepulse.cli.importer import run_import
@@ -106,9 +123,12 @@ def config_check(
         for problem in exc.problems:
             out.print(f"  • {problem}", markup=False, soft_wrap=True)
         raise typer.Exit(1) from exc
-    out.print(f"[green]ok[/]: {file} — {len(settings.sites)} site(s), "
-              f"store {settings.storage.backend} at {settings.storage.path}, "
-              f"listening on {settings.server.host}:{settings.server.port}", soft_wrap=True)
+    out.print(
+        f"[green]ok[/]: {file} — {len(settings.sites)} site(s), "
+        f"store {settings.storage.backend} at {settings.storage.path}, "
+        f"listening on {settings.server.host}:{settings.server.port}",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from sitepulse.config import Settings
@@ -16,17 +17,28 @@ from sitepulse.web.app import create_app
 log = logging.getLogger("sitepulse")
 
 
-def uvicorn_config(app: object, host: str, port: int) -> uvicorn.Config:
+def uvicorn_config(app: Starlette, host: str, port: int) -> uvicorn.Config:
     # httptools + uvloop: the fastest pure-Python-hosted stack uvicorn offers.
     return uvicorn.Config(
-        app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-        access_log=False, log_level="warning", proxy_headers=False, server_header=False,
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
 
 
 def build_server(
-    settings: Settings, *, host: str | None = None, port: int | None = None,
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
     extra_routes: Sequence[BaseRoute] = (),
 ) -> tuple[uvicorn.Server, Runtime]:
     try:
@@ -42,9 +54,17 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     """Serve until interrupted."""
     server, runtime = build_server(settings, host=host, port=port)
     cfg = server.config
-    log.info("sitepulse listening on http://%s:%s (data in %s)", cfg.host, cfg.port,
-             settings.storage.path)
+    log.info(
+        "sitepulse listening on http://%s:%s (data in %s)",
+        cfg.host,
+        cfg.port,
+        settings.storage.path,
+    )
     for site in settings.sites:
-        log.info("site %s: public key %s, token %s", site.id, site.public_key,
-                 runtime.tokens[site.id] if site.token is None else "(from config)")
+        log.info(
+            "site %s: public key %s, token %s",
+            site.id,
+            site.public_key,
+            runtime.tokens[site.id] if site.token is None else "(from config)",
+        )
     server.run()

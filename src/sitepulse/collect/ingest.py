@@ -97,12 +97,16 @@ class IngestService:
         self.metrics.requests.labels(endpoint, str(outcome.status)).inc()
         return outcome
 
-    def _invalid(self, endpoint: str, exc: msgspec.ValidationError | msgspec.DecodeError,
-                 events: int = 0) -> Outcome:
+    def _invalid(
+        self, endpoint: str, exc: msgspec.ValidationError | msgspec.DecodeError, events: int = 0
+    ) -> Outcome:
         field, message = field_of(exc)
         self.metrics.dropped.labels("invalid").inc(max(events, 1))
-        code = "invalid_json" if isinstance(exc, msgspec.DecodeError) and not isinstance(
-            exc, msgspec.ValidationError) else "invalid"
+        code = (
+            "invalid_json"
+            if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+            else "invalid"
+        )
         return self._count(endpoint, error(400, code, message, field))
 
     def _bots(self, events: list[StoredEvent]) -> list[StoredEvent]:
@@ -149,8 +153,9 @@ class IngestService:
         site = self.sites_by_key.get(batch.site_key)
         if site is None:
             self.metrics.dropped.labels("unknown_site").inc(len(batch.events))
-            return self._count(endpoint, error(404, "unknown_site", "no site has this key",
-                                               "site_key"))
+            return self._count(
+                endpoint, error(404, "unknown_site", "no site has this key", "site_key")
+            )
         if batch.automation:
             client = Client(client.ip, client.user_agent, automation=True)
         now = self.clock()
@@ -163,12 +168,18 @@ class IngestService:
         result = await self._write(endpoint, events, [])
         if isinstance(result, Outcome):
             return result
-        return self._count(endpoint, Outcome(202, {
-            "accepted": len(result.stored_events),
-            "duplicates": result.duplicate_events,
-            "visitor_id": format_id(enriched.visitor_id),
-            "session_id": format_id(enriched.session_id),
-        }))
+        return self._count(
+            endpoint,
+            Outcome(
+                202,
+                {
+                    "accepted": len(result.stored_events),
+                    "duplicates": result.duplicate_events,
+                    "visitor_id": format_id(enriched.visitor_id),
+                    "session_id": format_id(enriched.session_id),
+                },
+            ),
+        )
 
     async def server_events(self, body: bytes, site: SiteConfig, client: Client) -> Outcome:
         """`POST /api/v1/events`: backend events for the token's site."""
@@ -186,9 +197,16 @@ class IngestService:
         result = await self._write(endpoint, events, [])
         if isinstance(result, Outcome):
             return result
-        return self._count(endpoint, Outcome(202, {
-            "accepted": len(result.stored_events), "duplicates": result.duplicate_events,
-        }))
+        return self._count(
+            endpoint,
+            Outcome(
+                202,
+                {
+                    "accepted": len(result.stored_events),
+                    "duplicates": result.duplicate_events,
+                },
+            ),
+        )
 
     def decode_lead(self, body: bytes) -> LeadSubmission | Outcome:
         try:
@@ -209,10 +227,18 @@ class IngestService:
             return result
         lead_id = _uuid_text(lead.lead_id)
         status = 201 if result.stored_leads else 200
-        return self._count(endpoint, Outcome(status, {
-            "lead_id": lead_id, "duplicate": not result.stored_leads,
-            "visitor_id": format_id(lead.visitor_id), "session_id": format_id(lead.session_id),
-        }))
+        return self._count(
+            endpoint,
+            Outcome(
+                status,
+                {
+                    "lead_id": lead_id,
+                    "duplicate": not result.stored_leads,
+                    "visitor_id": format_id(lead.visitor_id),
+                    "session_id": format_id(lead.session_id),
+                },
+            ),
+        )
 
 
 def _uuid_text(raw: bytes) -> str:

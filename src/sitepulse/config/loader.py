@@ -77,7 +77,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read `path` (or $SITEPULSE_CONFIG, or ./sitepulse.yaml if present) and apply env overrides."""
+    """Read `path` (else $SITEPULSE_CONFIG, else ./sitepulse.yaml) and apply env overrides."""
     env = os.environ if environ is None else environ
     source = "defaults"
     data: dict[str, Any] = {}

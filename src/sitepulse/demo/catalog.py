@@ -83,8 +83,8 @@ FORM_FIELDS: tuple[tuple[str, str, float, float], ...] = (
     ("service_interest", "select-one", 1, 4),
     ("budget", "select-one", 2, 8),
     ("timeline", "select-one", 1, 5),
-    ("message", "textarea", 15, 120),
     ("how_heard", "select-one", 1, 4),
+    ("message", "textarea", 15, 120),
     ("consent", "checkbox", 1, 3),
 )
 FORM_ID = "contact"

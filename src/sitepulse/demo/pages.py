@@ -246,7 +246,7 @@ def _contact_form(ctx: PageContext, out: _Page, ready: float, leave: float,
     names = [name for name, _, _, _ in FORM_FIELDS]
     if outcome == "abandon":
         # Long forms lose people at the phone, budget and message fields.
-        stop = weighted(rng, [(1, 3), (2, 2), (3, 2), (4, 3), (8, 2), (9, 3), (11, 2)])
+        stop = weighted(rng, [(1, 3), (2, 2), (3, 2), (4, 3), (8, 2), (9, 3), (12, 2)])
         t = _fill(ctx, out, start, [(n, rng.random() < 0.9) for n in names[:stop]])
     else:
         t = _fill(ctx, out, start, [(n, n == "email" or rng.random() < 0.7) for n in names])

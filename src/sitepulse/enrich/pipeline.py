@@ -20,7 +20,7 @@ from sitepulse.collect.payloads import (
     ServerEvent,
 )
 from sitepulse.config.models import IngestConfig, SiteConfig
-from sitepulse.enrich.channel import ChannelClassifier, ChannelDecision
+from sitepulse.enrich.channel import ChannelClassifier
 from sitepulse.enrich.geo import GeoLookup, Place
 from sitepulse.enrich.landing import Landing, parse_landing
 from sitepulse.enrich.privacy import DailySalt, id_from_string, visitor_hash
@@ -150,8 +150,11 @@ class Enricher:
         external = bool(ref_host) and ref_host != landing.host and ref_host not in site.hosts
         campaign = bool(landing.utm_source or landing.utm_medium or landing.click_id_kind)
         source_key = (
-            landing.utm_source, landing.utm_medium, landing.utm_campaign,
-            landing.click_id_kind, ref_host if external else "",
+            landing.utm_source,
+            landing.utm_medium,
+            landing.utm_campaign,
+            landing.click_id_kind,
+            ref_host if external else "",
         )
         changed = source_key if is_pageview and (external or campaign) else None
         state = self.sessions.current(key, ts, changed)
@@ -159,7 +162,11 @@ class Enricher:
             return state
         decision = self._classifier.classify(landing, referrer, own_hosts=frozenset(site.hosts))
         return self.sessions.start(
-            key, ts, decision, landing, source_key,
+            key,
+            ts,
+            decision,
+            landing,
+            source_key,
             session_id=key[1] if given_session else None,
         )
 
@@ -180,8 +187,12 @@ class Enricher:
     ) -> StoredEvent:
         landing = parse_landing(url)
         state = self._session(
-            visit, ts=ts, is_pageview=type_ == "pageview", landing=landing,
-            referrer=referrer, given_session=given_session,
+            visit,
+            ts=ts,
+            is_pageview=type_ == "pageview",
+            landing=landing,
+            referrer=referrer,
+            given_session=given_session,
         )
         if state is not None:
             decision, session_id, first = state.decision, state.session_id, state.landing
@@ -247,11 +258,20 @@ class Enricher:
         for i, ev in enumerate(batch.events):
             ts = ev.ts + skew
             self._check_ts(f"events[{i}].ts", ts, received_at, oldest=oldest)
-            out.append(self._record(
-                visit, event_id=uuid.UUID(ev.event_id).bytes, ts=ts, received_at=received_at,
-                type_=ev.type, name=ev.name, value=ev.value, url=ev.url,
-                referrer=ev.referrer, props=ev.props,
-            ))
+            out.append(
+                self._record(
+                    visit,
+                    event_id=uuid.UUID(ev.event_id).bytes,
+                    ts=ts,
+                    received_at=received_at,
+                    type_=ev.type,
+                    name=ev.name,
+                    value=ev.value,
+                    url=ev.url,
+                    referrer=ev.referrer,
+                    props=ev.props,
+                )
+            )
         last = out[-1]
         return Enriched(out, visit.visitor_id, last.session_id, visit.bot_reason)
 
@@ -267,11 +287,21 @@ class Enricher:
                 raise InvalidInput(f"events[{i}].ip", "not an IP address")
             client = Client(ev.ip, ev.user_agent) if (ev.ip or ev.user_agent) else fallback
             visit = self._visit(site, client, ev.visitor_id, ts)
-            out.append(self._record(
-                visit, event_id=_event_uuid(ev.event_id), ts=ts, received_at=received_at,
-                type_=ev.type, name=ev.name, value=ev.value, url=ev.url,
-                referrer=ev.referrer, props=ev.props, given_session=ev.session_id,
-            ))
+            out.append(
+                self._record(
+                    visit,
+                    event_id=_event_uuid(ev.event_id),
+                    ts=ts,
+                    received_at=received_at,
+                    type_=ev.type,
+                    name=ev.name,
+                    value=ev.value,
+                    url=ev.url,
+                    referrer=ev.referrer,
+                    props=ev.props,
+                    given_session=ev.session_id,
+                )
+            )
         return out
 
     def lead(
@@ -290,13 +320,22 @@ class Enricher:
         visit = self._visit(site, client, sub.visitor_id, ts)
         lead_id = _event_uuid(sub.lead_id)
         event = self._record(
-            visit, event_id=lead_id, ts=ts, received_at=received_at, type_="lead",
-            name=sub.form or "lead", value=None, url=sub.url, referrer=sub.referrer,
-            props={}, given_session=sub.session_id,
+            visit,
+            event_id=lead_id,
+            ts=ts,
+            received_at=received_at,
+            type_="lead",
+            name=sub.form or "lead",
+            value=None,
+            url=sub.url,
+            referrer=sub.referrer,
+            props={},
+            given_session=sub.session_id,
         )
         state = self.sessions.get(
             ("s:" + site.id, id_from_string(site.id, sub.session_id))
-            if sub.session_id else (site.id, visit.visitor_id)
+            if sub.session_id
+            else (site.id, visit.visitor_id)
         )
         click_id = state.landing.click_id if state is not None else event.click_id
         lead = StoredLead(

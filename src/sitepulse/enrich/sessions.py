@@ -43,9 +43,9 @@ class SessionTracker:
     def get(self, key: tuple[str, int]) -> SessionState | None:
         return self._open.get(key)
 
-    def current(self, key: tuple[str, int], ts: int, source_key: tuple[str, ...] | None) -> (
-        SessionState | None
-    ):
+    def current(
+        self, key: tuple[str, int], ts: int, source_key: tuple[str, ...] | None
+    ) -> SessionState | None:
         """The open session for `key` at `ts`, or None when a new one must start."""
         state = self._open.get(key)
         if state is None:
@@ -69,8 +69,12 @@ class SessionTracker:
         session_id: int | None = None,
     ) -> SessionState:
         """Open a session; its id derives from the visitor and start time unless given."""
-        sid = session_id if session_id is not None else hash64(
-            b"session", key[0].encode(), key[1].to_bytes(8, "little"), ts.to_bytes(8, "little")
+        sid = (
+            session_id
+            if session_id is not None
+            else hash64(
+                b"session", key[0].encode(), key[1].to_bytes(8, "little"), ts.to_bytes(8, "little")
+            )
         )
         state = SessionState(sid, ts, ts // 86_400_000, decision, landing, source_key)
         self._open[key] = state

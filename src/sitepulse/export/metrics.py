@@ -34,7 +34,7 @@ VITAL_THRESHOLDS: dict[str, tuple[float, float]] = {
     "TTFB": (0.8, 1.8),
 }
 # *_created series double the exposition for no use to Prometheus users.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -64,55 +64,87 @@ class Metrics:
         self.registry = registry
         r = registry
         self.requests = Counter(
-            "sitepulse_ingest_requests", "Ingest requests by endpoint and outcome",
-            ["endpoint", "outcome"], registry=r,
+            "sitepulse_ingest_requests",
+            "Ingest requests by endpoint and outcome",
+            ["endpoint", "outcome"],
+            registry=r,
         )
         self.events = Counter(
-            "sitepulse_ingest_events", "Ingested events by outcome", ["outcome"], registry=r,
+            "sitepulse_ingest_events",
+            "Ingested events by outcome",
+            ["outcome"],
+            registry=r,
         )
         self.dropped = Counter(
-            "sitepulse_dropped_events", "Events not stored, by reason", ["reason"], registry=r,
+            "sitepulse_dropped_events",
+            "Events not stored, by reason",
+            ["reason"],
+            registry=r,
         )
         self.bots = Counter(
-            "sitepulse_bot_events", "Events from bots, by detection reason kind and action",
-            ["kind", "action"], registry=r,
+            "sitepulse_bot_events",
+            "Events from bots, by detection reason kind and action",
+            ["kind", "action"],
+            registry=r,
         )
         self.queue_depth = Gauge(
-            "sitepulse_ingest_queue_events", "Events waiting for the writer", registry=r,
+            "sitepulse_ingest_queue_events",
+            "Events waiting for the writer",
+            registry=r,
         )
         self.queue_capacity = Gauge(
-            "sitepulse_ingest_queue_capacity_events", "Bound of the ingest queue", registry=r,
+            "sitepulse_ingest_queue_capacity_events",
+            "Bound of the ingest queue",
+            registry=r,
         )
         self.commit_seconds = Histogram(
-            "sitepulse_store_commit_seconds", "Time to commit one group of batches",
-            buckets=COMMIT_BUCKETS, registry=r,
+            "sitepulse_store_commit_seconds",
+            "Time to commit one group of batches",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
         )
         self.commit_events = Histogram(
-            "sitepulse_store_commit_events", "Records per group commit",
-            buckets=(1, 5, 20, 100, 500, 2000, 10000, 50000), registry=r,
+            "sitepulse_store_commit_events",
+            "Records per group commit",
+            buckets=(1, 5, 20, 100, 500, 2000, 10000, 50000),
+            registry=r,
         )
         self.store_errors = Counter(
-            "sitepulse_store_errors", "Failed commits", registry=r,
+            "sitepulse_store_errors",
+            "Failed commits",
+            registry=r,
         )
         self.pageviews = Counter(
-            "sitepulse_pageviews", "Page views by humans",
-            ["site", "page_group", "channel", "device"], registry=r,
+            "sitepulse_pageviews",
+            "Page views by humans",
+            ["site", "page_group", "channel", "device"],
+            registry=r,
         )
         self.leads = Counter(
-            "sitepulse_leads", "Stored leads (tests excluded)", ["site", "channel"], registry=r,
+            "sitepulse_leads",
+            "Stored leads (tests excluded)",
+            ["site", "channel"],
+            registry=r,
         )
         self.test_leads = Counter(
-            "sitepulse_test_leads", "Stored leads marked as tests", ["site"], registry=r,
+            "sitepulse_test_leads",
+            "Stored leads marked as tests",
+            ["site"],
+            registry=r,
         )
         self.form_events = Counter(
-            "sitepulse_form_events", "Form interactions by step",
-            ["site", "page_group", "step"], registry=r,
+            "sitepulse_form_events",
+            "Form interactions by step",
+            ["site", "page_group", "step"],
+            registry=r,
         )
         self.vitals = {
             metric: Histogram(
                 f"sitepulse_web_vitals_{metric.lower()}" + ("" if metric == "CLS" else "_seconds"),
                 f"{metric} as reported by browsers (web-vitals)",
-                ["site", "page_group", "device"], buckets=buckets, registry=r,
+                ["site", "page_group", "device"],
+                buckets=buckets,
+                registry=r,
             )
             for metric, buckets in VITAL_BUCKETS.items()
         }
@@ -138,16 +170,16 @@ class Metrics:
             kind = ev.type
             if kind == "pageview":
                 self.pageviews.labels(
-                    ev.site, self._page_groups(ev.page_group), self._channels(ev.channel),
+                    ev.site,
+                    self._page_groups(ev.page_group),
+                    self._channels(ev.channel),
                     ev.device,
                 ).inc()
             elif kind == "vital" and ev.value is not None:
                 hist = self.vitals.get(ev.name)
                 if hist is not None:
                     value = ev.value if ev.name == "CLS" else ev.value / 1000.0
-                    hist.labels(ev.site, self._page_groups(ev.page_group), ev.device).observe(
-                        value
-                    )
+                    hist.labels(ev.site, self._page_groups(ev.page_group), ev.device).observe(value)
             elif kind == "form" and ev.name in self._form_steps:
                 self.form_events.labels(ev.site, self._page_groups(ev.page_group), ev.name).inc()
         for lead in leads:

@@ -216,8 +216,12 @@ class Writer:
         for item, result in zip(taken, results, strict=True):
             item.loop.call_soon_threadsafe(_resolve, item.future, result)
         if self._on_commit is not None:
-            merged = WriteResult(events, sum(r.duplicate_events for r in results), leads,
-                                 sum(r.duplicate_leads for r in results))
+            merged = WriteResult(
+                events,
+                sum(r.duplicate_events for r in results),
+                leads,
+                sum(r.duplicate_leads for r in results),
+            )
             try:
                 self._on_commit(merged, elapsed)
             except Exception:

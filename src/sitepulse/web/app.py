@@ -57,9 +57,13 @@ class Collector:
 
     def response(self, request: Request) -> Response:
         if self.body is None:
-            return json_response(503, {
-                "error": "not_built", "message": "sp.js is not built; run `make build`",
-            })
+            return json_response(
+                503,
+                {
+                    "error": "not_built",
+                    "message": "sp.js is not built; run `make build`",
+                },
+            )
         headers = {
             "ETag": self.etag,
             "Cache-Control": "public, max-age=3600",
@@ -98,8 +102,9 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
     def authenticate(request: Request) -> SiteConfig | Outcome:
         token = _bearer(request)
         if token is None:
-            return error(401, "unauthorized", "send `Authorization: Bearer <site token>`",
-                         "authorization")
+            return error(
+                401, "unauthorized", "send `Authorization: Bearer <site token>`", "authorization"
+            )
         site = ingest.site_for_token(token)
         if site is None:
             return error(403, "forbidden", "this token belongs to no site", "authorization")
@@ -150,8 +155,9 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
                 return outcome_response(site_or_error)
             site = site_or_error
             if sub.site_key and sub.site_key != site.public_key:
-                return outcome_response(error(
-                    400, "invalid", "site_key does not match the token's site", "site_key"))
+                return outcome_response(
+                    error(400, "invalid", "site_key does not match the token's site", "site_key")
+                )
             # A backend relays its user's address and agent; without them, leave unlinked.
             client = Client(sub.ip, sub.user_agent)
         else:
@@ -160,8 +166,14 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
                 field_error = "site_key is required" if not sub.site_key else "no site has this key"
                 status = 400 if not sub.site_key else 404
                 return outcome_response(
-                    error(status, "unknown_site" if sub.site_key else "invalid", field_error,
-                          "site_key"), CORS)
+                    error(
+                        status,
+                        "unknown_site" if sub.site_key else "invalid",
+                        field_error,
+                        "site_key",
+                    ),
+                    CORS,
+                )
             site = found
         return outcome_response(await ingest.lead(sub, site, client), CORS)
 
@@ -178,8 +190,9 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
         if not 1 <= limit <= 10_000:
             return outcome_response(error(400, "invalid", "must be 1..10000", "limit"))
         if not 0 <= since <= MAX_EPOCH_MS:
-            return outcome_response(error(400, "invalid", "must be epoch ms in 0..year 3000",
-                                          "since"))
+            return outcome_response(
+                error(400, "invalid", "must be epoch ms in 0..year 3000", "since")
+            )
         sql = (
             "SELECT event_id::VARCHAR, epoch_ms(ts), epoch_ms(received_at), type, name, value,"
             " printf('%016x', visitor_id), printf('%016x', session_id), url, path, page_group,"
@@ -194,17 +207,42 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
         sql += " ORDER BY ts DESC LIMIT ?"
         args.append(limit)
         rows = await run_in_threadpool(runtime.store.query, sql, args)
-        names = ("event_id", "ts", "received_at", "type", "name", "value", "visitor_id",
-                 "session_id", "url", "path", "page_group", "referrer", "utm_source",
-                 "utm_medium", "utm_campaign", "click_id_kind", "channel", "channel_rule",
-                 "source", "medium", "country", "region", "device", "browser", "os", "is_bot",
-                 "bot_reason", "props")
-        return json_response(200, {"events": [dict(zip(names, row, strict=True))
-                                              for row in rows]})
+        names = (
+            "event_id",
+            "ts",
+            "received_at",
+            "type",
+            "name",
+            "value",
+            "visitor_id",
+            "session_id",
+            "url",
+            "path",
+            "page_group",
+            "referrer",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "click_id_kind",
+            "channel",
+            "channel_rule",
+            "source",
+            "medium",
+            "country",
+            "region",
+            "device",
+            "browser",
+            "os",
+            "is_bot",
+            "bot_reason",
+            "props",
+        )
+        return json_response(200, {"events": [dict(zip(names, row, strict=True)) for row in rows]})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(runtime.metrics.registry),
-                        headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(
+            generate_latest(runtime.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def healthz(request: Request) -> Response:
         return json_response(200, {"status": "ok"})
@@ -220,9 +258,14 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
         except Exception as exc:  # readiness reports any store failure, whatever its type
             problems.append(f"store: {exc}")
         status = 503 if problems else 200
-        return json_response(status, {"status": "ready" if not problems else "not ready",
-                                      "problems": problems,
-                                      "time": dt.datetime.now(dt.UTC).isoformat()})
+        return json_response(
+            status,
+            {
+                "status": "ready" if not problems else "not ready",
+                "problems": problems,
+                "time": dt.datetime.now(dt.UTC).isoformat(),
+            },
+        )
 
     async def openapi_json(request: Request) -> Response:
         return json_response(200, openapi)
@@ -238,7 +281,10 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
     if settings.server.sample_site:
         from sitepulse.demo.site import site_routes
 
-        extra_routes = [*extra_routes, Mount("/site", routes=site_routes(settings.sites[0].public_key))]
+        extra_routes = [
+            *extra_routes,
+            Mount("/site", routes=site_routes(settings.sites[0].public_key)),
+        ]
 
     routes: list[BaseRoute] = [
         Route("/sp.js", sp_js, methods=["GET"]),

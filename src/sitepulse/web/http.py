@@ -32,7 +32,9 @@ def outcome_response(outcome: Outcome, extra: dict[str, str] | None = None) -> R
 
 
 def too_large(limit: int) -> Response:
-    return outcome_response(error(413, "too_large", f"request body exceeds {limit} bytes", "(body)"))
+    return outcome_response(
+        error(413, "too_large", f"request body exceeds {limit} bytes", "(body)")
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -31,8 +31,10 @@ def _responses(ok: int, ok_schema: dict[str, Any], *codes: int) -> dict[str, Any
         503: "store unavailable or shutting down",
     }
     out: dict[str, Any] = {
-        str(ok): {"description": "stored durably",
-                  "content": {"application/json": {"schema": ok_schema}}},
+        str(ok): {
+            "description": "stored durably",
+            "content": {"application/json": {"schema": ok_schema}},
+        },
     }
     for code in codes:
         out[str(code)] = {
@@ -50,17 +52,24 @@ def build_openapi() -> dict[str, Any]:
     components["Error"] = _ERROR
     accepted = {"type": "object", "properties": {"accepted": {"type": "integer"}}}
     body = {"required": True}
-    bearer = [{"siteToken": []}]
+    bearer: list[dict[str, list[str]]] = [{"siteToken": []}]
     return {
         "openapi": "3.0.3",
         "info": {"title": "sitepulse", "version": __version__},
         "paths": {
-            "/api/v1/collect": {"post": {
-                "summary": "Browser events (sent by /sp.js)",
-                "requestBody": body | {"content": {
-                    "text/plain": {"schema": collect}, "application/json": {"schema": collect}}},
-                "responses": _responses(202, accepted, 400, 404, 413, 429, 503),
-            }},
+            "/api/v1/collect": {
+                "post": {
+                    "summary": "Browser events (sent by /sp.js)",
+                    "requestBody": body
+                    | {
+                        "content": {
+                            "text/plain": {"schema": collect},
+                            "application/json": {"schema": collect},
+                        }
+                    },
+                    "responses": _responses(202, accepted, 400, 404, 413, 429, 503),
+                }
+            },
             "/api/v1/events": {
                 "post": {
                     "summary": "Server-side events",
@@ -73,25 +82,49 @@ def build_openapi() -> dict[str, Any]:
                     "security": bearer,
                     "parameters": [
                         {"name": "type", "in": "query", "schema": {"type": "string"}},
-                        {"name": "since", "in": "query",
-                         "schema": {"type": "integer", "minimum": 0,
-                                    "maximum": 32_503_680_000_000}},
-                        {"name": "limit", "in": "query",
-                         "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "maximum": 32_503_680_000_000,
+                            },
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        },
                     ],
                     "responses": _responses(200, {"type": "object"}, 400, 401, 403),
                 },
             },
-            "/api/v1/leads": {"post": {
-                "summary": "One lead submission (site token, or site_key from a form)",
-                "requestBody": body | {"content": {
-                    "application/json": {"schema": lead}, "text/plain": {"schema": lead}}},
-                "responses": _responses(201, {"type": "object"}, 400, 403, 404, 413, 429, 503),
-            }},
-            "/healthz": {"get": {"summary": "Liveness",
-                                 "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness", "responses": {
-                "200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/api/v1/leads": {
+                "post": {
+                    "summary": "One lead submission (site token, or site_key from a form)",
+                    "requestBody": body
+                    | {
+                        "content": {
+                            "application/json": {"schema": lead},
+                            "text/plain": {"schema": lead},
+                        }
+                    },
+                    "responses": _responses(201, {"type": "object"}, 400, 403, 404, 413, 429, 503),
+                }
+            },
+            "/healthz": {
+                "get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness",
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    },
+                }
+            },
         },
         "components": {
             "schemas": components,
