@@ -24,7 +24,8 @@ def _bot_pattern() -> re.Pattern[str]:
     text = (importlib.resources.files("sitepulse.enrich") / "data" / "bots.txt").read_text()
     tokens = [line.strip() for line in text.splitlines()]
     tokens = [t for t in tokens if t and not t.startswith("#")]
-    return re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)), re.I)
+    parts = [t[3:] if t.startswith("re:") else re.escape(t) for t in tokens]
+    return re.compile("|".join(sorted(parts, key=len, reverse=True)), re.I)
 
 
 _BOTS = _bot_pattern()
