@@ -70,8 +70,30 @@ def _valid_ip(value: str) -> bool:
     return True
 
 
+def _uuid_bytes(value: str) -> bytes:
+    # The payload pattern already guarantees 32 hex digits with optional dashes.
+    return bytes.fromhex(value.replace("-", ""))
+
+
 def _event_uuid(value: str | None) -> bytes:
-    return uuid.UUID(value).bytes if value else uuid.uuid4().bytes
+    return _uuid_bytes(value) if value else uuid.uuid4().bytes
+
+
+def _source_key(landing: Landing, referrer: str, own_hosts: tuple[str, ...]) -> tuple[str, ...]:
+    """What identifies a traffic source; all-empty for internal or direct navigation."""
+    ref_host = _referrer_host(referrer)
+    external = bool(ref_host) and ref_host != landing.host and ref_host not in own_hosts
+    return (
+        landing.utm_source,
+        landing.utm_medium,
+        landing.utm_campaign,
+        landing.click_id_kind,
+        ref_host if external else "",
+    )
+
+
+# Pages repeat across visitors: parsing each distinct URL once pays for itself.
+_landing = functools.lru_cache(maxsize=16384)(parse_landing)
 
 
 def _props(props: dict[str, PropValue]) -> str | None:
@@ -103,9 +125,19 @@ class Enricher:
         self._classifier = classifier
         self.sessions = SessionTracker(ingest.session_timeout_secs * 1000, ingest.session_cache_max)
         self._groups: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+        self._group_cache: dict[tuple[str, str], str] = {}
 
     def page_group(self, site: SiteConfig, path: str) -> str:
         """The configured group whose pattern matches first, else the first path segment."""
+        key = (site.id, path)
+        group = self._group_cache.get(key)
+        if group is None:
+            if len(self._group_cache) >= 16384:
+                self._group_cache.clear()
+            group = self._group_cache[key] = self._match_group(site, path)
+        return group
+
+    def _match_group(self, site: SiteConfig, path: str) -> str:
         patterns = self._groups.get(site.id)
         if patterns is None:
             patterns = [(g, re.compile(p)) for g, p in site.page_groups.items()]
@@ -146,20 +178,15 @@ class Enricher:
             key = (site.id, visit.visitor_id)
         else:
             return None
-        ref_host = _referrer_host(referrer)
-        external = bool(ref_host) and ref_host != landing.host and ref_host not in site.hosts
-        campaign = bool(landing.utm_source or landing.utm_medium or landing.click_id_kind)
-        source_key = (
-            landing.utm_source,
-            landing.utm_medium,
-            landing.utm_campaign,
-            landing.click_id_kind,
-            ref_host if external else "",
-        )
-        changed = source_key if is_pageview and (external or campaign) else None
-        state = self.sessions.current(key, ts, changed)
+        if is_pageview:
+            source_key = _source_key(landing, referrer, site.hosts)
+            state = self.sessions.current(key, ts, source_key if any(source_key) else None)
+        else:
+            state = self.sessions.current(key, ts, None)
         if state is not None:
             return state
+        if not is_pageview:
+            source_key = _source_key(landing, referrer, site.hosts)
         decision = self._classifier.classify(landing, referrer, own_hosts=frozenset(site.hosts))
         return self.sessions.start(
             key,
@@ -185,7 +212,7 @@ class Enricher:
         props: dict[str, PropValue],
         given_session: str = "",
     ) -> StoredEvent:
-        landing = parse_landing(url)
+        landing = _landing(url)
         state = self._session(
             visit,
             ts=ts,
@@ -238,13 +265,17 @@ class Enricher:
             props=_props(props),
         )
 
-    def _check_ts(self, field: str, ts: int, received_at: int, *, oldest: int | None) -> None:
+    def _check_ts(
+        self, index: int | None, ts: int, received_at: int, *, oldest: int | None
+    ) -> None:
+        problem = ""
         if ts > received_at + self._ingest.max_future_secs * 1000:
-            raise InvalidInput(field, "timestamp is in the future")
-        if oldest is not None and ts < oldest:
-            raise InvalidInput(
-                field, f"timestamp is more than {self._ingest.max_event_age_secs} s old"
-            )
+            problem = "timestamp is in the future"
+        elif oldest is not None and ts < oldest:
+            problem = f"timestamp is more than {self._ingest.max_event_age_secs} s old"
+        if problem:
+            # The field name is built only on the error path: this runs per event.
+            raise InvalidInput("ts" if index is None else f"events[{index}].ts", problem)
 
     def browser(
         self, site: SiteConfig, batch: CollectBatch, client: Client, received_at: int
@@ -257,11 +288,11 @@ class Enricher:
         ev: BrowserEvent
         for i, ev in enumerate(batch.events):
             ts = ev.ts + skew
-            self._check_ts(f"events[{i}].ts", ts, received_at, oldest=oldest)
+            self._check_ts(i, ts, received_at, oldest=oldest)
             out.append(
                 self._record(
                     visit,
-                    event_id=uuid.UUID(ev.event_id).bytes,
+                    event_id=_uuid_bytes(ev.event_id),
                     ts=ts,
                     received_at=received_at,
                     type_=ev.type,
@@ -282,7 +313,7 @@ class Enricher:
         out: list[StoredEvent] = []
         for i, ev in enumerate(events):
             ts = ev.ts if ev.ts is not None else received_at
-            self._check_ts(f"events[{i}].ts", ts, received_at, oldest=None)
+            self._check_ts(i, ts, received_at, oldest=None)
             if ev.ip and not _valid_ip(ev.ip):
                 raise InvalidInput(f"events[{i}].ip", "not an IP address")
             client = Client(ev.ip, ev.user_agent) if (ev.ip or ev.user_agent) else fallback
@@ -314,7 +345,7 @@ class Enricher:
         if email and not _EMAIL.match(email):
             raise InvalidInput("email", "not an email address")
         ts = sub.ts if sub.ts is not None else received_at
-        self._check_ts("ts", ts, received_at, oldest=None)
+        self._check_ts(None, ts, received_at, oldest=None)
         if sub.ip and not _valid_ip(sub.ip):
             raise InvalidInput("ip", "not an IP address")
         visit = self._visit(site, client, sub.visitor_id, ts)

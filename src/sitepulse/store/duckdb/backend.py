@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pyarrow as pa
 
 from sitepulse.model.records import EVENT_COLUMNS, LEAD_COLUMNS, StoredEvent, StoredLead
@@ -59,7 +60,11 @@ def _column(values: list[Any], dtype: pa.DataType | None) -> pa.Array:
 
 
 def _table(rows: Sequence[Any], columns: tuple[str, ...], types: dict[str, Any]) -> pa.Table:
-    data = {name: _column([getattr(r, name) for r in rows], types.get(name)) for name in columns}
+    # Transposing tuples is several times faster than a getattr per cell.
+    values = zip(*map(msgspec.structs.astuple, rows), strict=True)
+    data = {
+        name: _column(list(col), types.get(name)) for name, col in zip(columns, values, strict=True)
+    }
     return pa.table(data)
 
 
