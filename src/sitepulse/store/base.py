@@ -23,6 +23,14 @@ class Store(Protocol):
         """Commit events and leads in one durable transaction."""
         ...
 
+    def refresh_sessions(self, session_ids: Sequence[int], since_ms: int) -> None:
+        """Recompute the derived sessions rows of `session_ids` from their events."""
+        ...
+
+    def sessions_received_since(self, since_ms: int) -> list[tuple[int, int]]:
+        """(session_id, first ts) of sessions with events received since `since_ms`."""
+        ...
+
     def recent_event_ids(self, since_ms: int, limit: int) -> list[tuple[bytes, int]]:
         """(event_id, received_at) of events received since `since_ms`, newest first."""
         ...

@@ -94,6 +94,7 @@ class Writer:
         dedupe_max_ids: int,
         on_commit: CommitObserver | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        session_refresh_ms: int = 5000,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -108,6 +109,10 @@ class Writer:
         self._on_commit = on_commit
         self._on_error = on_error
         self.commits = 0
+        # Sessions touched since the last refresh: id -> earliest event time seen.
+        self._touched: dict[int, int] = {}
+        self._refresh_ms = session_refresh_ms
+        self._last_refresh = time.monotonic()
 
     @property
     def queued_events(self) -> int:
@@ -124,6 +129,9 @@ class Writer:
             self._store.recent_event_ids(now - self._recent.window_ms, self._recent.max_ids)
         ):
             self._recent.add(event_id, received_at)
+        # Sessions of the last minutes may have missed their refresh before a crash.
+        for session_id, first_ts in self._store.sessions_received_since(now - 15 * 60_000):
+            self._touched[session_id] = first_ts
         self._thread = threading.Thread(target=self._run, name="sitepulse-writer", daemon=True)
         self._thread.start()
 
@@ -155,7 +163,9 @@ class Writer:
     def _take(self) -> list[_Pending]:
         with self._cond:
             while not self._queue and not self._stopping:
-                self._cond.wait()
+                if self._touched and self._refresh_due():
+                    return []
+                self._cond.wait(timeout=self._refresh_ms / 1000 if self._touched else None)
             taken: list[_Pending] = []
             count = 0
             while self._queue and (not taken or count < self._commit_max):
@@ -165,12 +175,32 @@ class Writer:
             self._queued_events -= count
             return taken
 
+    def _refresh_due(self) -> bool:
+        return (time.monotonic() - self._last_refresh) * 1000 >= self._refresh_ms
+
     def _run(self) -> None:
         while True:
             taken = self._take()
-            if not taken:
+            if taken:
+                self._commit(taken)
+            if self._touched and (self._refresh_due() or not taken or len(self._touched) > 50_000):
+                self._refresh_sessions()
+            if not taken and self._stopping and not self._queue:
                 return  # stopping and drained
-            self._commit(taken)
+
+    def _refresh_sessions(self) -> None:
+        touched, self._touched = self._touched, {}
+        self._last_refresh = time.monotonic()
+        # Sessions never span a UTC day, so a day before the earliest event covers them.
+        since = min(touched.values()) - 86_400_000
+        try:
+            self._store.refresh_sessions(list(touched), since)
+        except StoreError as exc:
+            log.error("%s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
+            for session_id, ts in touched.items():
+                self._touched.setdefault(session_id, ts)
 
     def _commit(self, taken: list[_Pending]) -> None:
         results = [WriteResult() for _ in taken]
@@ -210,8 +240,12 @@ class Writer:
         elapsed = time.perf_counter() - started
         self.commits += 1
         now = self._clock()
+        touched = self._touched
         for event in events:
             recent.add(event.event_id, event.received_at)
+            sid = event.session_id
+            if sid and (sid not in touched or event.ts < touched[sid]):
+                touched[sid] = event.ts
         recent.expire(now)
         for item, result in zip(taken, results, strict=True):
             item.loop.call_soon_threadsafe(_resolve, item.future, result)

@@ -68,22 +68,19 @@ def _table(rows: Sequence[Any], columns: tuple[str, ...], types: dict[str, Any])
     return pa.table(data)
 
 
-_SESSION_UPSERT = """
-INSERT INTO sessions
+# Sessions are recomputed whole from their events, so a refresh is idempotent
+# and can run as often as it likes; it never touches the acknowledgement path.
+_SESSION_REFRESH = """
+INSERT OR REPLACE INTO sessions
 SELECT session_id, any_value(site), any_value(visitor_id), min(ts), max(ts),
        arg_min(url, ts), arg_min(path, ts), arg_min(referrer, ts), arg_min(channel, ts),
        arg_min(channel_rule, ts), arg_min(source, ts), arg_min(medium, ts),
        arg_min(utm_campaign, ts), arg_min(click_id_kind, ts), arg_min(country, ts),
        arg_min(device, ts), arg_min(browser, ts), arg_min(os, ts), bool_or(is_bot),
        count(*), count(*) FILTER (type = 'pageview'), count(*) FILTER (type = 'lead')
-FROM batch_events GROUP BY session_id
-ON CONFLICT (session_id) DO UPDATE SET
-    started_at = least(sessions.started_at, excluded.started_at),
-    last_seen = greatest(sessions.last_seen, excluded.last_seen),
-    events = sessions.events + excluded.events,
-    pageviews = sessions.pageviews + excluded.pageviews,
-    leads = sessions.leads + excluded.leads,
-    is_bot = sessions.is_bot OR excluded.is_bot
+FROM events
+WHERE ts >= make_timestamp(?::BIGINT * 1000) AND session_id IN (SELECT id FROM touched)
+GROUP BY session_id
 """
 
 
@@ -137,7 +134,6 @@ class DuckDBStore:
                 batch_events = _table(events, EVENT_COLUMNS, _EVENT_TYPES)
                 con.register("batch_events", batch_events)
                 con.execute("INSERT INTO events SELECT * FROM batch_events")
-                con.execute(_SESSION_UPSERT)
                 con.unregister("batch_events")
             if leads:
                 batch_leads = _table(leads, LEAD_COLUMNS, _LEAD_TYPES)
@@ -149,6 +145,29 @@ class DuckDBStore:
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
             raise StoreError(f"write failed: {exc}") from exc
+
+    def refresh_sessions(self, session_ids: Sequence[int], since_ms: int) -> None:
+        """Recompute the sessions rows of `session_ids` from events at or after `since_ms`."""
+        if not session_ids:
+            return
+        con = self._con
+        con.register("touched", pa.table({"id": pa.array(session_ids, pa.uint64())}))
+        try:
+            con.execute(_SESSION_REFRESH, [since_ms])
+        except duckdb.Error as exc:
+            raise StoreError(f"session refresh failed: {exc}") from exc
+        finally:
+            con.unregister("touched")
+
+    def sessions_received_since(self, since_ms: int) -> list[tuple[int, int]]:
+        """(session_id, first ts) of sessions with events received since `since_ms`."""
+        rows = self._con.execute(
+            "SELECT session_id, epoch_ms(min(ts)) FROM events"
+            " WHERE received_at >= make_timestamp(?::BIGINT * 1000) AND session_id <> 0"
+            " GROUP BY session_id",
+            [since_ms],
+        ).fetchall()
+        return [(int(r[0]), int(r[1])) for r in rows]
 
     def recent_event_ids(self, since_ms: int, limit: int) -> list[tuple[bytes, int]]:
         rows = self._con.execute(
