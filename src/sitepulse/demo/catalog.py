@@ -1,4 +1,4 @@
-"""What the demo traffic is made of: the site's pages, channels, campaigns, agents and networks.
+"""What the demo traffic is made of: the site's pages, channels, campaigns and referrers.
 
 Plain data, shared by the traffic planner and the sample site so both tell the same story.
 """
@@ -38,14 +38,18 @@ PAGES: dict[str, Page] = {
     for page in (
         Page("/", "Northwind Consulting: data, cloud and AI consulting", 1.15, 1.3),
         Page("/services", "Services | Northwind Consulting", 1.0, 1.0),
-        *(Page(f"/services/{slug}", f"{title} | Northwind Consulting", 1.05, 1.2)
-          for slug, title in SERVICES),
+        *(
+            Page(f"/services/{slug}", f"{title} | Northwind Consulting", 1.05, 1.2)
+            for slug, title in SERVICES
+        ),
         Page("/pricing", "Pricing | Northwind Consulting", 0.95, 0.9),
         Page("/case-studies", "Case studies | Northwind Consulting", 1.3, 1.4),
         Page("/contact", "Contact us | Northwind Consulting", 0.9, 0.8),
         Page("/blog", "Insights | Northwind Consulting", 1.0, 1.0),
-        *(Page(f"/blog/{slug}", f"{title} | Northwind Consulting", 1.1, 1.8)
-          for slug, title in POSTS),
+        *(
+            Page(f"/blog/{slug}", f"{title} | Northwind Consulting", 1.1, 1.8)
+            for slug, title in POSTS
+        ),
     )
 }
 
@@ -55,18 +59,48 @@ CASE_STUDY_PDF = "/static/case-study.pdf"
 
 # Where a visitor goes next from each page: (path, weight).
 TRANSITIONS: dict[str, tuple[tuple[str, float], ...]] = {
-    "/": (("/services", 3), *((p, 1.2) for p in SERVICE_PAGES), ("/pricing", 2.2),
-          ("/case-studies", 1.6), ("/blog", 0.8), ("/contact", 1.2)),
-    "/services": (*((p, 2.5) for p in SERVICE_PAGES), ("/pricing", 1.5), ("/contact", 0.8),
-                  ("/case-studies", 0.8)),
-    **{p: (("/pricing", 3), ("/case-studies", 2.5), ("/contact", 2.2), ("/services", 1),
-           *((q, 0.5) for q in SERVICE_PAGES if q != p)) for p in SERVICE_PAGES},
+    "/": (
+        ("/services", 3),
+        *((p, 1.2) for p in SERVICE_PAGES),
+        ("/pricing", 2.2),
+        ("/case-studies", 1.6),
+        ("/blog", 0.8),
+        ("/contact", 1.2),
+    ),
+    "/services": (
+        *((p, 2.5) for p in SERVICE_PAGES),
+        ("/pricing", 1.5),
+        ("/contact", 0.8),
+        ("/case-studies", 0.8),
+    ),
+    **{
+        p: (
+            ("/pricing", 3),
+            ("/case-studies", 2.5),
+            ("/contact", 2.2),
+            ("/services", 1),
+            *((q, 0.5) for q in SERVICE_PAGES if q != p),
+        )
+        for p in SERVICE_PAGES
+    },
     "/pricing": (("/contact", 4.5), ("/case-studies", 2.5), ("/services", 1.5), ("/", 1)),
-    "/case-studies": (("/contact", 4), ("/pricing", 2.5), *((p, 0.7) for p in SERVICE_PAGES),
-                      ("/", 1)),
+    "/case-studies": (
+        ("/contact", 4),
+        ("/pricing", 2.5),
+        *((p, 0.7) for p in SERVICE_PAGES),
+        ("/", 1),
+    ),
     "/blog": (*((p, 2.3) for p in POST_PAGES), ("/", 1), ("/services", 0.8)),
-    **{p: (*((q, 1.2) for q in SERVICE_PAGES), ("/blog", 1.5), ("/", 1.5), ("/contact", 1),
-           *((q, 0.6) for q in POST_PAGES if q != p)) for p in POST_PAGES},
+    **{
+        p: (
+            *((q, 1.2) for q in SERVICE_PAGES),
+            ("/blog", 1.5),
+            ("/", 1.5),
+            ("/contact", 1),
+            *((q, 0.6) for q in POST_PAGES if q != p),
+        )
+        for p in POST_PAGES
+    },
     "/contact": (("/case-studies", 2), ("/pricing", 2), ("/", 1)),
 }
 
@@ -120,22 +154,55 @@ DISPLAY = "Display"
 # Conversion here is per visit before page-level effects; the planner's multipliers
 # (pricing seen, experiment variant, returning) bring the blended rate to ~3.5 %.
 CHANNELS: tuple[Channel, ...] = (
-    Channel(ORGANIC_SEARCH, 34, 0.50, 0.58, 0.024,
-            (*((p, 14) for p in POST_PAGES), *((p, 10) for p in SERVICE_PAGES), ("/", 20),
-             ("/pricing", 5), ("/case-studies", 5))),
-    Channel(DIRECT, 18, 0.42, 0.60, 0.032,
-            (("/", 70), ("/pricing", 10), ("/contact", 8), ("/services", 12))),
+    Channel(
+        ORGANIC_SEARCH,
+        34,
+        0.50,
+        0.58,
+        0.024,
+        (
+            *((p, 14) for p in POST_PAGES),
+            *((p, 10) for p in SERVICE_PAGES),
+            ("/", 20),
+            ("/pricing", 5),
+            ("/case-studies", 5),
+        ),
+    ),
+    Channel(
+        DIRECT,
+        18,
+        0.42,
+        0.60,
+        0.032,
+        (("/", 70), ("/pricing", 10), ("/contact", 8), ("/services", 12)),
+    ),
     Channel(PAID_SEARCH, 14, 0.40, 0.62, 0.048),
-    Channel(REFERRAL, 7, 0.36, 0.64, 0.046,
-            (("/", 35), ("/case-studies", 25), *((p, 8) for p in SERVICE_PAGES),
-             ("/blog", 15))),
-    Channel(ORGANIC_SOCIAL, 6, 0.62, 0.48, 0.011,
-            (*((p, 23) for p in POST_PAGES), ("/case-studies", 15), ("/", 16))),
+    Channel(
+        REFERRAL,
+        7,
+        0.36,
+        0.64,
+        0.046,
+        (("/", 35), ("/case-studies", 25), *((p, 8) for p in SERVICE_PAGES), ("/blog", 15)),
+    ),
+    Channel(
+        ORGANIC_SOCIAL,
+        6,
+        0.62,
+        0.48,
+        0.011,
+        (*((p, 23) for p in POST_PAGES), ("/case-studies", 15), ("/", 16)),
+    ),
     Channel(PAID_SOCIAL, 6, 0.66, 0.45, 0.012),
     Channel(EMAIL, 6, 0.35, 0.66, 0.050),
-    Channel(AI_ASSISTANTS, 5, 0.34, 0.63, 0.040,
-            (*((p, 15) for p in SERVICE_PAGES), ("/", 25), ("/pricing", 20),
-             ("/case-studies", 10))),
+    Channel(
+        AI_ASSISTANTS,
+        5,
+        0.34,
+        0.63,
+        0.040,
+        (*((p, 15) for p in SERVICE_PAGES), ("/", 25), ("/pricing", 20), ("/case-studies", 10)),
+    ),
     Channel(DISPLAY, 4, 0.76, 0.40, 0.005),
 )
 CHANNELS_BY_NAME = {c.name: c for c in CHANNELS}
@@ -158,46 +225,161 @@ class Campaign:
 
 
 CAMPAIGNS: tuple[Campaign, ...] = (
-    Campaign("brand-search", PAID_SEARCH, "google", "cpc", ("/",), 3, "https://www.google.com/",
-             ("northwind consulting", "northwind data consultancy"), ("brand-a",), "gclid"),
-    Campaign("cloud-migration-uk", PAID_SEARCH, "google", "cpc", ("/services/cloud-migration",),
-             4, "https://www.google.com/",
-             ("cloud migration consultants", "aws migration partner uk", "azure migration"),
-             ("rsa-1", "rsa-2"), "gclid"),
-    Campaign("data-strategy-emea", PAID_SEARCH, "google", "cpc", ("/services/data-strategy",),
-             3, "https://www.google.com/",
-             ("data strategy consulting", "analytics consultancy", "data platform partner"),
-             ("rsa-1", "rsa-2"), "gclid"),
-    Campaign("ai-automation-bing", PAID_SEARCH, "bing", "cpc", ("/services/ai-automation",),
-             1.5, "https://www.bing.com/", ("ai automation consulting", "genai consultants"),
-             ("text-a",), "msclkid"),
-    Campaign("pricing-competitor", PAID_SEARCH, "google", "cpc", ("/pricing",), 1.5,
-             "https://www.google.com/", ("data consultancy pricing", "cloud consultant day rate"),
-             ("rsa-1",), "gclid"),
-    Campaign("linkedin-cfo-guide", PAID_SOCIAL, "linkedin", "cpc", ("/blog/cloud-cost-traps",),
-             3, "https://www.linkedin.com/", (), ("single-image", "document-ad"), "li_fat_id"),
-    Campaign("linkedin-abm-q4", PAID_SOCIAL, "linkedin", "cpc", ("/case-studies",), 2,
-             "https://www.linkedin.com/", (), ("carousel",), "li_fat_id"),
-    Campaign("facebook-retargeting", PAID_SOCIAL, "facebook", "cpc", ("/pricing", "/"), 2,
-             "https://l.facebook.com/", (), ("video-15s", "static"), "fbclid"),
-    Campaign("newsletter-monthly", EMAIL, "newsletter", "email",
-             ("/blog/modern-data-stack-checklist", "/blog/ai-pilots-that-ship"), 4),
-    Campaign("webinar-data-maturity", EMAIL, "hubspot", "email", ("/services/data-strategy",), 2,
-             "", (), ("invite", "reminder")),
+    Campaign(
+        "brand-search",
+        PAID_SEARCH,
+        "google",
+        "cpc",
+        ("/",),
+        3,
+        "https://www.google.com/",
+        ("northwind consulting", "northwind data consultancy"),
+        ("brand-a",),
+        "gclid",
+    ),
+    Campaign(
+        "cloud-migration-uk",
+        PAID_SEARCH,
+        "google",
+        "cpc",
+        ("/services/cloud-migration",),
+        4,
+        "https://www.google.com/",
+        ("cloud migration consultants", "aws migration partner uk", "azure migration"),
+        ("rsa-1", "rsa-2"),
+        "gclid",
+    ),
+    Campaign(
+        "data-strategy-emea",
+        PAID_SEARCH,
+        "google",
+        "cpc",
+        ("/services/data-strategy",),
+        3,
+        "https://www.google.com/",
+        ("data strategy consulting", "analytics consultancy", "data platform partner"),
+        ("rsa-1", "rsa-2"),
+        "gclid",
+    ),
+    Campaign(
+        "ai-automation-bing",
+        PAID_SEARCH,
+        "bing",
+        "cpc",
+        ("/services/ai-automation",),
+        1.5,
+        "https://www.bing.com/",
+        ("ai automation consulting", "genai consultants"),
+        ("text-a",),
+        "msclkid",
+    ),
+    Campaign(
+        "pricing-competitor",
+        PAID_SEARCH,
+        "google",
+        "cpc",
+        ("/pricing",),
+        1.5,
+        "https://www.google.com/",
+        ("data consultancy pricing", "cloud consultant day rate"),
+        ("rsa-1",),
+        "gclid",
+    ),
+    Campaign(
+        "linkedin-cfo-guide",
+        PAID_SOCIAL,
+        "linkedin",
+        "cpc",
+        ("/blog/cloud-cost-traps",),
+        3,
+        "https://www.linkedin.com/",
+        (),
+        ("single-image", "document-ad"),
+        "li_fat_id",
+    ),
+    Campaign(
+        "linkedin-abm-q4",
+        PAID_SOCIAL,
+        "linkedin",
+        "cpc",
+        ("/case-studies",),
+        2,
+        "https://www.linkedin.com/",
+        (),
+        ("carousel",),
+        "li_fat_id",
+    ),
+    Campaign(
+        "facebook-retargeting",
+        PAID_SOCIAL,
+        "facebook",
+        "cpc",
+        ("/pricing", "/"),
+        2,
+        "https://l.facebook.com/",
+        (),
+        ("video-15s", "static"),
+        "fbclid",
+    ),
+    Campaign(
+        "newsletter-monthly",
+        EMAIL,
+        "newsletter",
+        "email",
+        ("/blog/modern-data-stack-checklist", "/blog/ai-pilots-that-ship"),
+        4,
+    ),
+    Campaign(
+        "webinar-data-maturity",
+        EMAIL,
+        "hubspot",
+        "email",
+        ("/services/data-strategy",),
+        2,
+        "",
+        (),
+        ("invite", "reminder"),
+    ),
     Campaign("nurture-case-study", EMAIL, "hubspot", "email", ("/case-studies",), 2),
-    Campaign("display-retargeting", DISPLAY, "google", "display", ("/pricing", "/"), 3, "",
-             (), ("300x250", "728x90"), "gclid"),
-    Campaign("display-prospecting", DISPLAY, "google", "display", ("/services/cloud-migration",),
-             1.5, "", (), ("300x600",), "gclid"),
+    Campaign(
+        "display-retargeting",
+        DISPLAY,
+        "google",
+        "display",
+        ("/pricing", "/"),
+        3,
+        "",
+        (),
+        ("300x250", "728x90"),
+        "gclid",
+    ),
+    Campaign(
+        "display-prospecting",
+        DISPLAY,
+        "google",
+        "display",
+        ("/services/cloud-migration",),
+        1.5,
+        "",
+        (),
+        ("300x600",),
+        "gclid",
+    ),
 )
 
 SEARCH_REFERRERS: tuple[tuple[str, float], ...] = (
-    ("https://www.google.com/", 84), ("https://www.bing.com/", 9), ("https://duckduckgo.com/", 4),
-    ("https://www.ecosia.org/", 1.5), ("https://search.yahoo.com/", 1.5),
+    ("https://www.google.com/", 84),
+    ("https://www.bing.com/", 9),
+    ("https://duckduckgo.com/", 4),
+    ("https://www.ecosia.org/", 1.5),
+    ("https://search.yahoo.com/", 1.5),
 )
 SOCIAL_REFERRERS: tuple[tuple[str, float], ...] = (
-    ("https://www.linkedin.com/", 45), ("https://t.co/", 25), ("https://lnkd.in/", 10),
-    ("https://www.reddit.com/", 12), ("https://news.ycombinator.com/", 8),
+    ("https://www.linkedin.com/", 45),
+    ("https://t.co/", 25),
+    ("https://lnkd.in/", 10),
+    ("https://www.reddit.com/", 12),
+    ("https://news.ycombinator.com/", 8),
 )
 REFERRAL_REFERRERS: tuple[tuple[str, float], ...] = (
     ("https://clutch.co/profile/northwind-consulting", 30),
@@ -208,138 +390,20 @@ REFERRAL_REFERRERS: tuple[tuple[str, float], ...] = (
     ("https://github.com/northwind-consulting-example/dbt-starter", 10),
 )
 AI_REFERRERS: tuple[tuple[str, float], ...] = (
-    ("https://chatgpt.com/", 55), ("https://www.perplexity.ai/", 25),
-    ("https://gemini.google.com/", 10), ("https://copilot.microsoft.com/", 6),
+    ("https://chatgpt.com/", 55),
+    ("https://www.perplexity.ai/", 25),
+    ("https://gemini.google.com/", 10),
+    ("https://copilot.microsoft.com/", 6),
     ("https://claude.ai/", 4),
 )
 DISPLAY_REFERRERS: tuple[tuple[str, float], ...] = (
-    ("https://www.theguardian.com/", 25), ("https://www.forbes.com/", 20),
-    ("https://www.techradar.com/", 20), ("https://googleads.g.doubleclick.net/", 35),
+    ("https://www.theguardian.com/", 25),
+    ("https://www.forbes.com/", 20),
+    ("https://www.techradar.com/", 20),
+    ("https://googleads.g.doubleclick.net/", 35),
 )
 OUTBOUND_LINKS: tuple[str, ...] = (
     "https://www.linkedin.com/company/northwind-consulting-example",
     "https://clutch.co/profile/northwind-consulting",
     "https://github.com/northwind-consulting-example/dbt-starter",
 )
-
-
-@dataclass(frozen=True)
-class Agent:
-    """A real browser User-Agent string, its device class and its share of human visits."""
-
-    user_agent: str
-    device: str
-    weight: float
-
-
-AGENTS: tuple[Agent, ...] = (
-    Agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36", "desktop", 26),
-    Agent("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36", "desktop", 9),
-    Agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "desktop", 9),
-    Agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0",
-          "desktop", 4),
-    Agent("Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
-          "desktop", 1.5),
-    Agent("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/18.1 Safari/605.1.15", "desktop", 8),
-    Agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36", "desktop", 2),
-    Agent("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36 OPR/115.0.0.0", "desktop", 1),
-    Agent("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", "mobile", 13),
-    Agent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_6_1 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1", "mobile", 5),
-    Agent("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) CriOS/131.0.6778.73 Mobile/15E148 Safari/604.1", "mobile", 2),
-    Agent("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Mobile Safari/537.36", "mobile", 10),
-    Agent("Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-S921B) AppleWebKit/537.36 "
-          "(KHTML, like Gecko) SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36",
-          "mobile", 3),
-    Agent("Mozilla/5.0 (iPad; CPU OS 17_7 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-          "Version/17.7 Mobile/15E148 Safari/604.1", "tablet", 3.5),
-    Agent("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/131.0.0.0 Safari/537.36", "tablet", 1),
-)
-
-SCREEN_WIDTHS: dict[str, tuple[int, ...]] = {
-    "desktop": (1920, 1536, 1440, 1366, 2560, 1280),
-    "mobile": (390, 393, 412, 430, 375, 360),
-    "tablet": (820, 768, 1024, 800),
-}
-
-
-@dataclass(frozen=True)
-class Country:
-    """Visitors from one country: share, residential ISP ranges, language, zone and phone prefix."""
-
-    code: str
-    weight: float
-    networks: tuple[str, ...]
-    language: str
-    timezone: str
-    phone_prefix: str
-
-
-# Residential and mobile ISP ranges (Comcast, BT, Deutsche Telekom, Free, KPN, Rogers,
-# Telstra, Jio, Telefonica, Telia, Eir, Orange Polska, Singtel, ...): every address in
-# them resolves to its country in the common open country databases.
-COUNTRIES: tuple[Country, ...] = (
-    Country("US", 28, ("73.0.0.0/10", "98.192.0.0/10"), "en-US", "America/New_York", "+1"),
-    Country("GB", 24, ("81.128.0.0/11", "86.128.0.0/10", "90.192.0.0/11"), "en-GB",
-            "Europe/London", "+44"),
-    Country("DE", 9, ("79.192.0.0/10", "91.0.0.0/10", "84.128.0.0/10"), "de-DE",
-            "Europe/Berlin", "+49"),
-    Country("FR", 5, ("82.64.0.0/14", "86.192.0.0/11"), "fr-FR", "Europe/Paris", "+33"),
-    Country("NL", 5, ("145.53.0.0/16", "84.24.0.0/13", "77.160.0.0/13"), "nl-NL",
-            "Europe/Amsterdam", "+31"),
-    Country("CA", 5, ("99.224.0.0/11", "70.48.0.0/13", "174.88.0.0/13"), "en-CA",
-            "America/Toronto", "+1"),
-    Country("AU", 4, ("1.128.0.0/11", "120.144.0.0/13", "49.176.0.0/12"), "en-AU",
-            "Australia/Sydney", "+61"),
-    Country("IN", 6, ("49.36.0.0/14", "122.160.0.0/15", "117.192.0.0/10"), "en-IN",
-            "Asia/Kolkata", "+91"),
-    Country("ES", 3, ("88.0.0.0/11", "83.32.0.0/11", "81.32.0.0/12"), "es-ES", "Europe/Madrid",
-            "+34"),
-    Country("SE", 3, ("78.64.0.0/12", "90.224.0.0/12", "81.224.0.0/12"), "sv-SE",
-            "Europe/Stockholm", "+46"),
-    Country("IE", 3, ("86.40.0.0/13", "109.76.0.0/14"), "en-IE", "Europe/Dublin", "+353"),
-    Country("PL", 2, ("83.0.0.0/11",), "pl-PL", "Europe/Warsaw", "+48"),
-    Country("SG", 3, ("116.86.0.0/15", "121.6.0.0/15"), "en-SG", "Asia/Singapore", "+65"),
-)
-COUNTRIES_BY_CODE = {c.code: c for c in COUNTRIES}
-
-
-@dataclass(frozen=True)
-class Bot:
-    """An automated client the server should flag, with where it comes from and how it crawls."""
-
-    kind: str
-    user_agent: str
-    networks: tuple[str, ...]
-    weight: float
-    pages: tuple[int, int]
-    gap_ms: tuple[int, int]
-    automation: bool = False
-    runs_js: bool = False
-
-
-# Weights are percent of all visits, so bots make up ~5 %.
-BOTS: tuple[Bot, ...] = (
-    Bot("googlebot", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-        ("66.249.64.0/19",), 1.5, (3, 12), (800, 4000), runs_js=True),
-    Bot("bingbot", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-        ("157.55.39.0/24", "207.46.13.0/24"), 0.8, (2, 8), (1500, 6000)),
-    Bot("ahrefsbot", "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
-        ("54.36.148.0/22",), 1.0, (4, 12), (300, 2000)),
-    Bot("python-requests", "python-requests/2.32.3", ("159.203.0.0/16", "3.80.0.0/12"), 0.9,
-        (1, 5), (50, 400)),
-    Bot("headless-chrome", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
-        "(KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36",
-        ("3.80.0.0/12",), 0.8, (2, 6), (400, 2500), automation=True, runs_js=True),
-)
-BOT_SHARE = sum(b.weight for b in BOTS) / 100

@@ -9,56 +9,193 @@ from collections.abc import Sequence
 from sitepulse.collect.payloads import LeadSubmission
 from sitepulse.demo.catalog import (
     AI_ASSISTANTS,
-    COUNTRIES_BY_CODE,
     EMAIL,
     ORGANIC_SEARCH,
     PAID_SEARCH,
     REFERRAL,
     SERVICES,
 )
+from sitepulse.demo.clients import (
+    COUNTRIES_BY_CODE,
+)
 
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 BUDGETS = ("<5k", "5k-20k", "20k-50k", "50k+")
 TIMELINES = ("asap", "1-3 months", "3-6 months", "exploring")
 INDUSTRIES = (
-    "Software & SaaS", "Financial services", "Healthcare", "Manufacturing",
-    "Retail & e-commerce", "Logistics & transport", "Professional services", "Education",
-    "Energy & utilities", "Public sector", "Non-profit",
+    "Software & SaaS",
+    "Financial services",
+    "Healthcare",
+    "Manufacturing",
+    "Retail & e-commerce",
+    "Logistics & transport",
+    "Professional services",
+    "Education",
+    "Energy & utilities",
+    "Public sector",
+    "Non-profit",
 )
 SERVICE_INTERESTS = (*(slug for slug, _ in SERVICES), "not-sure")
 HOW_HEARD = (
-    "Google", "LinkedIn", "A colleague", "Podcast", "Conference talk", "ChatGPT", "Clutch",
+    "Google",
+    "LinkedIn",
+    "A colleague",
+    "Podcast",
+    "Conference talk",
+    "ChatGPT",
+    "Clutch",
 )
 
 _FIRST = (
-    "Emma", "Liam", "Olivia", "Noah", "Amelia", "Oliver", "Sophie", "Lucas", "Mia", "Ethan",
-    "Hannah", "Jonas", "Léa", "Thomas", "Priya", "Arjun", "Chloé", "Daan", "Sanne", "Jürgen",
-    "Björn", "Elin", "José", "Lucía", "Zoë", "Aoife", "Ciarán", "Marta", "Piotr", "Wei",
-    "Mei", "Rahul", "Ananya", "Grace", "Jack", "Isabella", "Mateo", "Renée", "François", "Kai",
+    "Emma",
+    "Liam",
+    "Olivia",
+    "Noah",
+    "Amelia",
+    "Oliver",
+    "Sophie",
+    "Lucas",
+    "Mia",
+    "Ethan",
+    "Hannah",
+    "Jonas",
+    "Léa",
+    "Thomas",
+    "Priya",
+    "Arjun",
+    "Chloé",
+    "Daan",
+    "Sanne",
+    "Jürgen",
+    "Björn",
+    "Elin",
+    "José",
+    "Lucía",
+    "Zoë",
+    "Aoife",
+    "Ciarán",
+    "Marta",
+    "Piotr",
+    "Wei",
+    "Mei",
+    "Rahul",
+    "Ananya",
+    "Grace",
+    "Jack",
+    "Isabella",
+    "Mateo",
+    "Renée",
+    "François",
+    "Kai",
 )
 _LAST = (
-    "Smith", "Johnson", "Williams", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Müller",
-    "Schmidt", "Schneider", "Dubois", "Martin", "Bernard", "de Vries", "Jansen", "Bakker",
-    "Tremblay", "Roy", "Nguyen", "Patel", "Sharma", "Iyer", "García", "Fernández", "López",
-    "Andersson", "Johansson", "Lindqvist", "Murphy", "O'Brien", "Kowalski", "Nowak", "Tan",
-    "Lim", "Chen", "Walsh", "Hughes", "Moreau", "Fischer",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Davies",
+    "Evans",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Dubois",
+    "Martin",
+    "Bernard",
+    "de Vries",
+    "Jansen",
+    "Bakker",
+    "Tremblay",
+    "Roy",
+    "Nguyen",
+    "Patel",
+    "Sharma",
+    "Iyer",
+    "García",
+    "Fernández",
+    "López",
+    "Andersson",
+    "Johansson",
+    "Lindqvist",
+    "Murphy",
+    "O'Brien",
+    "Kowalski",
+    "Nowak",
+    "Tan",
+    "Lim",
+    "Chen",
+    "Walsh",
+    "Hughes",
+    "Moreau",
+    "Fischer",
 )
 _WORD_A = (
-    "Blue", "Harbor", "Summit", "Cedar", "Bright", "North", "Silver", "Granite", "Maple",
-    "Copper", "Oak", "Signal", "Atlas", "Lumen", "Vector", "Riverstone", "Kestrel", "Helix",
+    "Blue",
+    "Harbor",
+    "Summit",
+    "Cedar",
+    "Bright",
+    "North",
+    "Silver",
+    "Granite",
+    "Maple",
+    "Copper",
+    "Oak",
+    "Signal",
+    "Atlas",
+    "Lumen",
+    "Vector",
+    "Riverstone",
+    "Kestrel",
+    "Helix",
 )
 _WORD_B = (
-    "Logistics", "Health", "Analytics", "Foods", "Retail", "Labs", "Energy", "Finance",
-    "Robotics", "Learning", "Freight", "Clinics", "Software", "Insurance", "Works", "Systems",
+    "Logistics",
+    "Health",
+    "Analytics",
+    "Foods",
+    "Retail",
+    "Labs",
+    "Energy",
+    "Finance",
+    "Robotics",
+    "Learning",
+    "Freight",
+    "Clinics",
+    "Software",
+    "Insurance",
+    "Works",
+    "Systems",
 )
 _SUFFIX = {
-    "US": "Inc.", "GB": "Ltd", "DE": "GmbH", "FR": "SAS", "NL": "B.V.", "CA": "Corp.",
-    "AU": "Pty Ltd", "IN": "Pvt Ltd", "ES": "S.L.", "SE": "AB", "IE": "Ltd",
-    "PL": "Sp. z o.o.", "SG": "Pte Ltd",
+    "US": "Inc.",
+    "GB": "Ltd",
+    "DE": "GmbH",
+    "FR": "SAS",
+    "NL": "B.V.",
+    "CA": "Corp.",
+    "AU": "Pty Ltd",
+    "IN": "Pvt Ltd",
+    "ES": "S.L.",
+    "SE": "AB",
+    "IE": "Ltd",
+    "PL": "Sp. z o.o.",
+    "SG": "Pte Ltd",
 }
 _TLD = {
-    "US": ".com", "GB": ".co.uk", "DE": ".de", "FR": ".fr", "NL": ".nl", "CA": ".ca",
-    "AU": ".com.au", "IN": ".in", "ES": ".es", "SE": ".se", "IE": ".ie", "PL": ".pl",
+    "US": ".com",
+    "GB": ".co.uk",
+    "DE": ".de",
+    "FR": ".fr",
+    "NL": ".nl",
+    "CA": ".ca",
+    "AU": ".com.au",
+    "IN": ".in",
+    "ES": ".es",
+    "SE": ".se",
+    "IE": ".ie",
+    "PL": ".pl",
     "SG": ".sg",
 }
 _FREE_MAIL = ("gmail.com", "outlook.com", "yahoo.com", "icloud.com", "hotmail.co.uk", "gmx.de")
@@ -134,17 +271,24 @@ def plan_lead(
     if is_test:
         return LeadSubmission(
             email=f"qa+{rng.randrange(10_000)}@northwind-consulting.example",
-            name="Test Submission", company="Northwind QA",
+            name="Test Submission",
+            company="Northwind QA",
             message="Testing the contact form after deploy, please ignore.",
-            consent=True, form="contact", ts=ts_ms, url=url, referrer=referrer, is_test=True,
+            consent=True,
+            form="contact",
+            ts=ts_ms,
+            url=url,
+            referrer=referrer,
+            is_test=True,
         )
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     word_a, word_b = rng.choice(_WORD_A), rng.choice(_WORD_B)
     company = f"{word_a} {word_b} {_SUFFIX.get(country, 'Ltd')}"
     if rng.random() < 0.78:
         domain = f"{_ascii(word_a)}{_ascii(word_b)}{_TLD.get(country, '.com')}"
-        local = rng.choice((f"{_ascii(first)}.{_ascii(last)}", f"{_ascii(first)[0]}{_ascii(last)}",
-                            _ascii(first)))
+        local = rng.choice(
+            (f"{_ascii(first)}.{_ascii(last)}", f"{_ascii(first)[0]}{_ascii(last)}", _ascii(first))
+        )
     else:
         domain = rng.choice(_FREE_MAIL)
         number = str(rng.randrange(10, 99)) if rng.random() < 0.5 else ""
@@ -163,8 +307,12 @@ def plan_lead(
     message = ""
     if rng.random() < 0.88:
         message = rng.choice(_MESSAGES).format(
-            industry=industry.lower(), service=service_title, timeline=timeline,
-            budget=budget or "flexible", size=size, company=company,
+            industry=industry.lower(),
+            service=service_title,
+            timeline=timeline,
+            budget=budget or "flexible",
+            size=size,
+            company=company,
         )
     # Custom form fields arrive as text, the way sp.js reads them off the form.
     fields: dict[str, str | int | float | bool | None] = {
@@ -199,5 +347,7 @@ def plan_spam_lead(rng: random.Random, *, ts_ms: int, url: str) -> LeadSubmissio
         email=f"{handle}@{rng.choice(('mailinator.com', 'guerrillamail.com', 'yopmail.com'))}",
         name=rng.choice(("SEO Expert", "Mark Rank", handle)),
         message=rng.choice(_SPAM_MESSAGES),
-        form="contact", ts=ts_ms, url=url,
+        form="contact",
+        ts=ts_ms,
+        url=url,
     )

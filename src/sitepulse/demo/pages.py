@@ -65,17 +65,36 @@ class _Page:
         self.events: list[BrowserEvent] = []
         self.pageview_id = ""
 
-    def add(self, ts: float, type_: EventType, name: str = "", *, value: float | None = None,
-            props: Mapping[str, PropValue] | None = None, referrer: str = "",
-            title: str = "") -> None:
-        self.events.append(BrowserEvent(
-            event_id=event_id(self.ctx.rng), ts=int(ts), type=type_, url=self.url, name=name,
-            value=value, referrer=referrer, title=title, props=dict(props or {}),
-        ))
+    def add(
+        self,
+        ts: float,
+        type_: EventType,
+        name: str = "",
+        *,
+        value: float | None = None,
+        props: Mapping[str, PropValue] | None = None,
+        referrer: str = "",
+        title: str = "",
+    ) -> None:
+        self.events.append(
+            BrowserEvent(
+                event_id=event_id(self.ctx.rng),
+                ts=int(ts),
+                type=type_,
+                url=self.url,
+                name=name,
+                value=value,
+                referrer=referrer,
+                title=title,
+                props=dict(props or {}),
+            )
+        )
 
     def vital(self, ts: float, metric: str, value: float) -> None:
-        props: dict[str, PropValue] = {"rating": rating(metric, value),
-                                       "navigation_type": "navigate"}
+        props: dict[str, PropValue] = {
+            "rating": rating(metric, value),
+            "navigation_type": "navigate",
+        }
         self.add(ts, "vital", metric, value=value, props=props)
 
     def form(self, ts: float, name: str, **props: PropValue) -> None:
@@ -90,8 +109,14 @@ def dwell_median_ms(path: str) -> float:
     """Typical time on a page before moving on, before device and bounce adjustments."""
     if path.startswith("/blog/"):
         return 95_000
-    return {"/": 24_000, "/services": 32_000, "/pricing": 65_000, "/case-studies": 75_000,
-            "/contact": 40_000, "/blog": 20_000}.get(path, 55_000)
+    return {
+        "/": 24_000,
+        "/services": 32_000,
+        "/pricing": 65_000,
+        "/case-studies": 75_000,
+        "/contact": 40_000,
+        "/blog": 20_000,
+    }.get(path, 55_000)
 
 
 def scroll_depth(rng: random.Random, dwell_ms: float, length: float) -> float:
@@ -99,8 +124,17 @@ def scroll_depth(rng: random.Random, dwell_ms: float, length: float) -> float:
     return min(1.0, math.sqrt(dwell_ms / (70_000 * length)) * rng.uniform(0.55, 1.3))
 
 
-def page_events(ctx: PageContext, path: str, t0: int, *, url: str, referrer: str,
-                next_path: str, single_page: bool, dwell_ms: int | None = None) -> PageResult:
+def page_events(
+    ctx: PageContext,
+    path: str,
+    t0: int,
+    *,
+    url: str,
+    referrer: str,
+    next_path: str,
+    single_page: bool,
+    dwell_ms: int | None = None,
+) -> PageResult:
     """Every event one view of `path` produces, starting at `t0` (epoch ms)."""
     rng, page = ctx.rng, PAGES[path]
     out = _Page(ctx, url)
@@ -108,8 +142,12 @@ def page_events(ctx: PageContext, path: str, t0: int, *, url: str, referrer: str
     out.pageview_id = out.events[0].event_id
     if not ctx.runs_js:
         return PageResult(out.events, t0 + (dwell_ms or 1000))
-    vitals = sample_vitals(rng, ctx.device, lcp_factor=page.lcp_factor,
-                           layout_shift_prone=path == "/" and ctx.device == "mobile")
+    vitals = sample_vitals(
+        rng,
+        ctx.device,
+        lcp_factor=page.lcp_factor,
+        layout_shift_prone=path == "/" and ctx.device == "mobile",
+    )
     if dwell_ms is None:
         median = dwell_median_ms(path) * (0.45 if single_page else 1.0)
         median *= 0.85 if ctx.device == "mobile" else 1.0
@@ -137,49 +175,83 @@ def page_events(ctx: PageContext, path: str, t0: int, *, url: str, referrer: str
         out.vital(leave, "INP", sample_inp(rng, ctx.device))
     out.vital(leave, "CLS", vitals["CLS"])
     out.add(leave, "engagement", "scroll", value=round(depth * 100), props=view)
-    out.add(leave, "engagement", "engaged_time", value=int((leave - t0) * rng.uniform(0.45, 0.95)),
-            props=view)
+    out.add(
+        leave,
+        "engagement",
+        "engaged_time",
+        value=int((leave - t0) * rng.uniform(0.45, 0.95)),
+        props=view,
+    )
     out.add(leave, "engagement", "page_leave", value=int(leave - t0), props=view)
     result.events = out.events
     result.leave_ms = int(leave)
     return result
 
 
-def _page_actions(ctx: PageContext, out: _Page, path: str, ready: float, leave: float,
-                  next_path: str) -> bool:
+def _page_actions(
+    ctx: PageContext, out: _Page, path: str, ready: float, leave: float, next_path: str
+) -> bool:
     """Experiments, custom events and link clicks on this page; True if the visitor clicked."""
     rng = ctx.rng
     clicked = False
     if path == "/":
-        out.add(ready + rng.randrange(20, 120), "exposure", "hero_copy",
-                props={"variant": ctx.variants["hero_copy"]})
+        out.add(
+            ready + rng.randrange(20, 120),
+            "exposure",
+            "hero_copy",
+            props={"variant": ctx.variants["hero_copy"]},
+        )
         if rng.random() < 0.06:
-            out.add(ready + rng.uniform(2_000, (leave - ready) * 0.6 + 2_000), "custom",
-                    "video_play", props={"video": "intro-90s"})
+            out.add(
+                ready + rng.uniform(2_000, (leave - ready) * 0.6 + 2_000),
+                "custom",
+                "video_play",
+                props={"video": "intro-90s"},
+            )
             clicked = True
     elif path == "/pricing":
         variant = ctx.variants["pricing_cta"]
-        out.add(ready + rng.randrange(20, 120), "exposure", "pricing_cta",
-                props={"variant": variant})
+        out.add(
+            ready + rng.randrange(20, 120), "exposure", "pricing_cta", props={"variant": variant}
+        )
         if rng.random() < 0.22:
-            out.add(ready + rng.uniform(3_000, 20_000), "custom", "pricing_toggle",
-                    props={"billing": rng.choice(("annual", "monthly"))})
+            out.add(
+                ready + rng.uniform(3_000, 20_000),
+                "custom",
+                "pricing_toggle",
+                props={"billing": rng.choice(("annual", "monthly"))},
+            )
             clicked = True
         if next_path == "/contact" and rng.random() < (0.8 if variant == "bold" else 0.65):
-            out.add(leave - rng.randrange(150, 600), "custom", "cta_click",
-                    props={"cta": "pricing_get_started", "variant": variant})
+            out.add(
+                leave - rng.randrange(150, 600),
+                "custom",
+                "cta_click",
+                props={"cta": "pricing_get_started", "variant": variant},
+            )
             clicked = True
     elif path in SERVICE_PAGES and next_path == "/contact" and rng.random() < 0.6:
-        out.add(leave - rng.randrange(150, 600), "custom", "cta_click",
-                props={"cta": "book_a_call", "location": "service"})
+        out.add(
+            leave - rng.randrange(150, 600),
+            "custom",
+            "cta_click",
+            props={"cta": "book_a_call", "location": "service"},
+        )
         clicked = True
     elif path == "/case-studies" and rng.random() < (0.35 if ctx.converts else 0.12):
-        out.link(ready + rng.uniform(5_000, max((leave - ready) * 0.8, 6_000)), "download",
-                 f"https://{ctx.host}{CASE_STUDY_PDF}")
+        out.link(
+            ready + rng.uniform(5_000, max((leave - ready) * 0.8, 6_000)),
+            "download",
+            f"https://{ctx.host}{CASE_STUDY_PDF}",
+        )
         clicked = True
     elif path in POST_PAGES and rng.random() < 0.03:
-        out.add(leave - rng.randrange(2_000, 8_000), "custom", "newsletter_signup",
-                props={"location": "post_footer"})
+        out.add(
+            leave - rng.randrange(2_000, 8_000),
+            "custom",
+            "newsletter_signup",
+            props={"location": "post_footer"},
+        )
         clicked = True
     if not next_path and path in ("/", "/case-studies", *POST_PAGES) and rng.random() < 0.08:
         out.link(leave - rng.randrange(100, 400), "outbound", rng.choice(OUTBOUND_LINKS))
@@ -206,8 +278,9 @@ def _filled(lead: LeadSubmission, name: str) -> bool:
     return bool(getattr(lead, name, False))
 
 
-def _contact_form(ctx: PageContext, out: _Page, ready: float, leave: float,
-                  referrer: str) -> tuple[float, LeadSubmission | None]:
+def _contact_form(
+    ctx: PageContext, out: _Page, ready: float, leave: float, referrer: str
+) -> tuple[float, LeadSubmission | None]:
     """The contact form funnel; returns the new leave time and the lead, if one is sent."""
     rng = ctx.rng
     start = ready + (rng.uniform(200, 1_000) if ctx.automation else rng.uniform(3_000, 15_000))
@@ -215,9 +288,16 @@ def _contact_form(ctx: PageContext, out: _Page, ready: float, leave: float,
         if ctx.automation:
             lead = plan_spam_lead(rng, ts_ms=0, url=out.url)
         else:
-            lead = plan_lead(rng, ts_ms=0, country=ctx.country, channel=ctx.channel,
-                             service=ctx.service, url=out.url, referrer=referrer,
-                             is_test=ctx.is_test)
+            lead = plan_lead(
+                rng,
+                ts_ms=0,
+                country=ctx.country,
+                channel=ctx.channel,
+                service=ctx.service,
+                url=out.url,
+                referrer=referrer,
+                is_test=ctx.is_test,
+            )
         fields = [(name, _filled(lead, name)) for name, _, _, _ in FORM_FIELDS]
         # People tab past the optional fields they leave empty about half the time.
         fields = [(n, f) for n, f in fields if f or rng.random() < 0.5]
@@ -232,8 +312,11 @@ def _contact_form(ctx: PageContext, out: _Page, ready: float, leave: float,
             # Most failures are visible to sp.js (an error answer or a dropped connection);
             # the rest die silently, e.g. when the visitor closes the tab mid-request.
             if rng.random() < 0.6:
-                out.form(t + rng.uniform(300, 8_000), "submit_error",
-                         reason=rng.choice(("network", "503", "500")))
+                out.form(
+                    t + rng.uniform(300, 8_000),
+                    "submit_error",
+                    reason=rng.choice(("network", "503", "500")),
+                )
             return t + rng.uniform(10_000, 40_000), None
         submitted = int(t + rng.uniform(150, 900))
         lead = msgspec.structs.replace(lead, ts=submitted, lead_id=event_id(rng))

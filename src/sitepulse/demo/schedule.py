@@ -13,8 +13,30 @@ from sitepulse.demo.visits import DAY_MS, Visit, Visitor, moved, new_visitor, pl
 # Relative traffic per local hour on a weekday: dead at night, a late-morning peak,
 # a lunch dip and a second mid-afternoon peak.
 HOURLY = (
-    0.18, 0.12, 0.09, 0.08, 0.08, 0.12, 0.25, 0.50, 0.90, 1.35, 1.60, 1.70,
-    1.50, 1.55, 1.70, 1.60, 1.40, 1.15, 0.90, 0.75, 0.65, 0.55, 0.42, 0.28,
+    0.18,
+    0.12,
+    0.09,
+    0.08,
+    0.08,
+    0.12,
+    0.25,
+    0.50,
+    0.90,
+    1.35,
+    1.60,
+    1.70,
+    1.50,
+    1.55,
+    1.70,
+    1.60,
+    1.40,
+    1.15,
+    0.90,
+    0.75,
+    0.65,
+    0.55,
+    0.42,
+    0.28,
 )
 WEEKDAY = (1.05, 1.12, 1.10, 1.05, 0.90, 0.42, 0.45)  # Monday first
 _MEAN = sum(HOURLY) * sum(WEEKDAY) / (24 * 7)
@@ -27,8 +49,9 @@ def diurnal_weight(ts_ms: int, tz: dt.tzinfo) -> float:
     return HOURLY[local.hour] * WEEKDAY[local.weekday()] / _MEAN
 
 
-def next_arrival(rng: random.Random, after_ms: int, per_minute: float, tz: dt.tzinfo, *,
-                 strength: float = 1.0) -> int:
+def next_arrival(
+    rng: random.Random, after_ms: int, per_minute: float, tz: dt.tzinfo, *, strength: float = 1.0
+) -> int:
     """The next visit start after `after_ms` for a mean rate of `per_minute` visits.
 
     A Poisson process thinned by the diurnal curve, so busy hours are busy and nights
@@ -46,8 +69,9 @@ def next_arrival(rng: random.Random, after_ms: int, per_minute: float, tz: dt.tz
 class VisitorPool:
     """People who may come back: same address and browser the same day, or by consented id."""
 
-    def __init__(self, rng: random.Random, *, return_share: float = 0.2,
-                 max_visitors: int = 5_000) -> None:
+    def __init__(
+        self, rng: random.Random, *, return_share: float = 0.2, max_visitors: int = 5_000
+    ) -> None:
         self._rng = rng
         self._return_share = return_share
         self._max = max_visitors
@@ -75,9 +99,16 @@ class VisitorPool:
         return visitor, False
 
 
-def plan_traffic(rng: random.Random, start_ms: int, end_ms: int, *, visits_per_day: float,
-                 timezone: str, host: str = DEFAULT_HOST,
-                 pool: VisitorPool | None = None) -> Iterator[Visit]:
+def plan_traffic(
+    rng: random.Random,
+    start_ms: int,
+    end_ms: int,
+    *,
+    visits_per_day: float,
+    timezone: str,
+    host: str = DEFAULT_HOST,
+    pool: VisitorPool | None = None,
+) -> Iterator[Visit]:
     """Every visit starting in [start_ms, end_ms), in start order."""
     tz = ZoneInfo(timezone)
     pool = pool or VisitorPool(rng)

@@ -19,11 +19,13 @@ from starlette.routing import BaseRoute, Route
 
 from sitepulse.demo.catalog import (
     COMPANY,
-    COUNTRIES,
     OUTBOUND_LINKS,
     PAGES,
     POSTS,
     SERVICES,
+)
+from sitepulse.demo.clients import (
+    COUNTRIES,
 )
 from sitepulse.demo.leads import BUDGETS, COMPANY_SIZES, HOW_HEARD, INDUSTRIES, TIMELINES
 
@@ -43,78 +45,154 @@ class Service:
 
 SERVICE_DETAILS: tuple[Service, ...] = (
     Service(
-        "data-strategy", dict(SERVICES)["data-strategy"],
+        "data-strategy",
+        dict(SERVICES)["data-strategy"],
         "Turn scattered spreadsheets into numbers your board trusts.",
         "We assess where your data lives today, design a warehouse and semantic layer that "
         "fit your team, and build the first dashboards with the people who will use them.",
-        ("Data maturity assessment", "Warehouse on BigQuery, Snowflake or Postgres",
-         "dbt models, tests and a documented semantic layer", "Dashboards people open daily"),
-        "Month-end reporting in days, not weeks.", "6 to 12 weeks",
+        (
+            "Data maturity assessment",
+            "Warehouse on BigQuery, Snowflake or Postgres",
+            "dbt models, tests and a documented semantic layer",
+            "Dashboards people open daily",
+        ),
+        "Month-end reporting in days, not weeks.",
+        "6 to 12 weeks",
     ),
     Service(
-        "cloud-migration", dict(SERVICES)["cloud-migration"],
+        "cloud-migration",
+        dict(SERVICES)["cloud-migration"],
         "Move to AWS or Azure without the surprise bill.",
         "A landing zone defined as code, migrations planned wave by wave, and FinOps "
         "guardrails from day one, so the cloud costs what the business case said.",
-        ("Landing zone and infrastructure as code", "Lift-and-improve migration waves",
-         "Cost guardrails, budgets and tagging", "Runbooks and a calm handover"),
-        "A typical client cuts hosting cost by a third.", "8 to 20 weeks",
+        (
+            "Landing zone and infrastructure as code",
+            "Lift-and-improve migration waves",
+            "Cost guardrails, budgets and tagging",
+            "Runbooks and a calm handover",
+        ),
+        "A typical client cuts hosting cost by a third.",
+        "8 to 20 weeks",
     ),
     Service(
-        "ai-automation", dict(SERVICES)["ai-automation"],
+        "ai-automation",
+        dict(SERVICES)["ai-automation"],
         "Ship AI features that pay for themselves.",
         "We triage use cases by value and risk, build the one that matters with an "
         "evaluation harness, and leave you able to run and improve it.",
-        ("Use-case triage workshop", "Document and intake automation",
-         "Evaluation harness before launch", "MLOps your team can own"),
-        "From pilot to production in one quarter.", "4 to 12 weeks",
+        (
+            "Use-case triage workshop",
+            "Document and intake automation",
+            "Evaluation harness before launch",
+            "MLOps your team can own",
+        ),
+        "From pilot to production in one quarter.",
+        "4 to 12 weeks",
     ),
 )
 SERVICES_BY_SLUG = {s.slug: s for s in SERVICE_DETAILS}
 
 CASE_STUDIES: tuple[dict[str, str], ...] = (
-    {"client": "Harbourline Freight", "industry": "Logistics", "service": "data-strategy",
-     "headline": "Month-end close from nine days to three",
-     "body": "Forty reports moved off an on-premises SQL Server into a cloud warehouse with "
-             "tested models; finance now closes the month in three days.",
-     "metric": "-67%", "metric_label": "time to close"},
-    {"client": "Meridian Health Clinics", "industry": "Healthcare", "service": "ai-automation",
-     "headline": "Patient intake that reads its own paperwork",
-     "body": "Referral letters are classified and summarised before a nurse opens them, "
-             "with every model decision logged for audit.",
-     "metric": "-62%", "metric_label": "manual triage steps"},
-    {"client": "Copperleaf Retail", "industry": "Retail & e-commerce",
-     "service": "cloud-migration", "headline": "A cloud bill that went down, not up",
-     "body": "Right-sized clusters, storage lifecycles and budgets per team after a "
-             "rushed migration had doubled hosting costs.",
-     "metric": "-38%", "metric_label": "monthly AWS spend"},
+    {
+        "client": "Harbourline Freight",
+        "industry": "Logistics",
+        "service": "data-strategy",
+        "headline": "Month-end close from nine days to three",
+        "body": "Forty reports moved off an on-premises SQL Server into a cloud warehouse with "
+        "tested models; finance now closes the month in three days.",
+        "metric": "-67%",
+        "metric_label": "time to close",
+    },
+    {
+        "client": "Meridian Health Clinics",
+        "industry": "Healthcare",
+        "service": "ai-automation",
+        "headline": "Patient intake that reads its own paperwork",
+        "body": "Referral letters are classified and summarised before a nurse opens them, "
+        "with every model decision logged for audit.",
+        "metric": "-62%",
+        "metric_label": "manual triage steps",
+    },
+    {
+        "client": "Copperleaf Retail",
+        "industry": "Retail & e-commerce",
+        "service": "cloud-migration",
+        "headline": "A cloud bill that went down, not up",
+        "body": "Right-sized clusters, storage lifecycles and budgets per team after a "
+        "rushed migration had doubled hosting costs.",
+        "metric": "-38%",
+        "metric_label": "monthly AWS spend",
+    },
 )
 
 PLANS: tuple[dict[str, Any], ...] = (
-    {"name": "Discovery Sprint", "monthly": 7500, "annual": 7500, "unit": "fixed price",
-     "blurb": "Two weeks to map your data, cloud or AI opportunity and leave with a plan.",
-     "features": ("Stakeholder interviews", "Current-state assessment",
-                  "Prioritised roadmap", "Costed next steps")},
-    {"name": "Delivery Team", "monthly": 18000, "annual": 16200, "unit": "per month",
-     "featured": True,
-     "blurb": "A senior engineer, an analyst and a lead who ship every two weeks.",
-     "features": ("Fortnightly demos", "Infrastructure as code", "Tests and documentation",
-                  "Knowledge transfer")},
-    {"name": "Advisory Retainer", "monthly": 3900, "annual": 3500, "unit": "per month",
-     "blurb": "A principal on call for architecture reviews and hiring decisions.",
-     "features": ("Two days a month", "Architecture reviews", "Hiring support",
-                  "Quarterly roadmap review")},
+    {
+        "name": "Discovery Sprint",
+        "monthly": 7500,
+        "annual": 7500,
+        "unit": "fixed price",
+        "blurb": "Two weeks to map your data, cloud or AI opportunity and leave with a plan.",
+        "features": (
+            "Stakeholder interviews",
+            "Current-state assessment",
+            "Prioritised roadmap",
+            "Costed next steps",
+        ),
+    },
+    {
+        "name": "Delivery Team",
+        "monthly": 18000,
+        "annual": 16200,
+        "unit": "per month",
+        "featured": True,
+        "blurb": "A senior engineer, an analyst and a lead who ship every two weeks.",
+        "features": (
+            "Fortnightly demos",
+            "Infrastructure as code",
+            "Tests and documentation",
+            "Knowledge transfer",
+        ),
+    },
+    {
+        "name": "Advisory Retainer",
+        "monthly": 3900,
+        "annual": 3500,
+        "unit": "per month",
+        "blurb": "A principal on call for architecture reviews and hiring decisions.",
+        "features": (
+            "Two days a month",
+            "Architecture reviews",
+            "Hiring support",
+            "Quarterly roadmap review",
+        ),
+    },
 )
 
 
-BUDGET_LABELS = dict(zip(BUDGETS, ("Under £5k", "£5k to £20k", "£20k to £50k", "£50k or more"),
-                         strict=True))
-TIMELINE_LABELS = dict(zip(TIMELINES, ("As soon as possible", "In 1 to 3 months",
-                                       "In 3 to 6 months", "Just exploring"), strict=True))
+BUDGET_LABELS = dict(
+    zip(BUDGETS, ("Under £5k", "£5k to £20k", "£20k to £50k", "£50k or more"), strict=True)
+)
+TIMELINE_LABELS = dict(
+    zip(
+        TIMELINES,
+        ("As soon as possible", "In 1 to 3 months", "In 3 to 6 months", "Just exploring"),
+        strict=True,
+    )
+)
 COUNTRY_NAMES = {
-    "US": "United States", "GB": "United Kingdom", "DE": "Germany", "FR": "France",
-    "NL": "Netherlands", "CA": "Canada", "AU": "Australia", "IN": "India", "ES": "Spain",
-    "SE": "Sweden", "IE": "Ireland", "PL": "Poland", "SG": "Singapore",
+    "US": "United States",
+    "GB": "United Kingdom",
+    "DE": "Germany",
+    "FR": "France",
+    "NL": "Netherlands",
+    "CA": "Canada",
+    "AU": "Australia",
+    "IN": "India",
+    "ES": "Spain",
+    "SE": "Sweden",
+    "IE": "Ireland",
+    "PL": "Poland",
+    "SG": "Singapore",
 }
 
 
@@ -144,16 +222,19 @@ def case_study_pdf() -> bytes:
     lines = [
         ("F2", 22, f"{COMPANY}: case study"),
         ("F2", 15, CASE_STUDIES[0]["client"] + ": " + CASE_STUDIES[0]["headline"]),
-        *(("F1", 11, part) for part in (
-            "Harbourline Freight ran forty finance reports from an on-premises SQL Server.",
-            "Month-end close took nine working days and nobody trusted the margin numbers.",
-            "We moved the reports to a cloud warehouse with tested dbt models, a documented",
-            "semantic layer and three dashboards built with the finance team.",
-            "Result: month-end close in three days, one definition of margin, and a data",
-            "team of two that runs it without us.",
-            "",
-            "This document is part of the sitepulse demo; the company is fictional.",
-        )),
+        *(
+            ("F1", 11, part)
+            for part in (
+                "Harbourline Freight ran forty finance reports from an on-premises SQL Server.",
+                "Month-end close took nine working days and nobody trusted the margin numbers.",
+                "We moved the reports to a cloud warehouse with tested dbt models, a documented",
+                "semantic layer and three dashboards built with the finance team.",
+                "Result: month-end close in three days, one definition of margin, and a data",
+                "team of two that runs it without us.",
+                "",
+                "This document is part of the sitepulse demo; the company is fictional.",
+            )
+        ),
     ]
     text, y = [], 720
     for font, size, line in lines:
@@ -178,7 +259,9 @@ def case_study_pdf() -> bytes:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
+        len(objects) + 1,
+        xref,
+    )
     return bytes(out)
 
 
@@ -186,12 +269,20 @@ def site_routes(site_key: str) -> list[BaseRoute]:
     """The sample site's routes, to be mounted at `/site`; pages report to `site_key`."""
     env = _environment()
 
-    def render(request: Request, template: str, path: str, status: int = 200,
-               **context: Any) -> HTMLResponse:
+    def render(
+        request: Request, template: str, path: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         base = request.scope.get("root_path", "")
         html = env.get_template(template).render(
-            site_key=site_key, base=base, path=path, title=PAGES[path].title, company=COMPANY,
-            services=SERVICE_DETAILS, posts=POSTS, outbound=OUTBOUND_LINKS, **context,
+            site_key=site_key,
+            base=base,
+            path=path,
+            title=PAGES[path].title,
+            company=COMPANY,
+            services=SERVICE_DETAILS,
+            posts=POSTS,
+            outbound=OUTBOUND_LINKS,
+            **context,
         )
         return HTMLResponse(html, status_code=status)
 
@@ -206,8 +297,9 @@ def site_routes(site_key: str) -> list[BaseRoute]:
         if found is None:
             raise HTTPException(404)
         studies = [c for c in CASE_STUDIES if c["service"] == found.slug]
-        return render(request, "service.html", f"/services/{found.slug}", service=found,
-                      case_studies=studies)
+        return render(
+            request, "service.html", f"/services/{found.slug}", service=found, case_studies=studies
+        )
 
     async def pricing(request: Request) -> Response:
         return render(request, "pricing.html", "/pricing", plans=PLANS)
@@ -219,11 +311,18 @@ def site_routes(site_key: str) -> list[BaseRoute]:
         # Without sp.js the browser posts the form here; say plainly that nothing was sent.
         not_sent = request.method == "POST"
         return render(
-            request, "contact.html", "/contact", not_sent=not_sent,
-            sizes=COMPANY_SIZES, industries=INDUSTRIES, budgets=BUDGET_LABELS.items(),
-            timelines=TIMELINE_LABELS.items(), how_heard=HOW_HEARD,
-            countries=sorted(((c.code, COUNTRY_NAMES[c.code]) for c in COUNTRIES),
-                             key=lambda pair: pair[1]),
+            request,
+            "contact.html",
+            "/contact",
+            not_sent=not_sent,
+            sizes=COMPANY_SIZES,
+            industries=INDUSTRIES,
+            budgets=BUDGET_LABELS.items(),
+            timelines=TIMELINE_LABELS.items(),
+            how_heard=HOW_HEARD,
+            countries=sorted(
+                ((c.code, COUNTRY_NAMES[c.code]) for c in COUNTRIES), key=lambda pair: pair[1]
+            ),
         )
 
     async def blog(request: Request) -> Response:
@@ -236,17 +335,27 @@ def site_routes(site_key: str) -> list[BaseRoute]:
         return render(request, f"posts/{slug}.html", f"/blog/{slug}", slug=slug)
 
     async def css(request: Request) -> Response:
-        return Response(_asset("site.css"), media_type="text/css",
-                        headers={"Cache-Control": "public, max-age=3600"})
+        return Response(
+            _asset("site.css"),
+            media_type="text/css",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
 
     async def js(request: Request) -> Response:
-        return Response(_asset("site.js"), media_type="text/javascript",
-                        headers={"Cache-Control": "public, max-age=3600"})
+        return Response(
+            _asset("site.js"),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
 
     async def pdf(request: Request) -> Response:
-        return Response(case_study_pdf(), media_type="application/pdf", headers={
-            "Content-Disposition": 'inline; filename="northwind-case-study.pdf"',
-        })
+        return Response(
+            case_study_pdf(),
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": 'inline; filename="northwind-case-study.pdf"',
+            },
+        )
 
     return [
         Route("/", home, methods=["GET"]),

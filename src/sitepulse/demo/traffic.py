@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import logging
 import random
 import time
 import zoneinfo
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import msgspec
@@ -29,12 +28,11 @@ from sitepulse.collect.payloads import (
 )
 from sitepulse.demo.catalog import DEFAULT_HOST, DEFAULT_TIMEZONE
 from sitepulse.demo.schedule import VisitorPool, next_arrival, plan_traffic
+from sitepulse.demo.sending import Sender, SendStats, Sleep, count_events, count_lead
 from sitepulse.demo.visits import DAY_MS, Beacon, Visit, plan_visit
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Sleep = Callable[[float], Awaitable[Any]]
 MAX_SERVER_BATCH = 1000  # ServerEventBatch.events max_length
 # Requests a live run may have waiting on a slow or absent server before it sheds new ones.
 MAX_LIVE_BACKLOG = 1000
@@ -72,13 +70,15 @@ class TrafficConfig:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not 0 <= self.live_diurnal_strength <= 1:
-            problems.append(f"live_diurnal_strength must be 0..1, got "
-                            f"{self.live_diurnal_strength!r}")
+            problems.append(
+                f"live_diurnal_strength must be 0..1, got {self.live_diurnal_strength!r}"
+            )
         if not 1 <= self.batch_max_events <= MAX_SERVER_BATCH:
             problems.append(f"batch_max_events must be 1..1000, got {self.batch_max_events!r}")
         if self.max_requests_in_flight < 1:
-            problems.append(f"max_requests_in_flight must be >= 1, got "
-                            f"{self.max_requests_in_flight!r}")
+            problems.append(
+                f"max_requests_in_flight must be >= 1, got {self.max_requests_in_flight!r}"
+            )
         if self.max_retries < 0:
             problems.append(f"max_retries must be >= 0, got {self.max_retries!r}")
         try:
@@ -87,22 +87,6 @@ class TrafficConfig:
             problems.append(f"timezone: unknown time zone {self.timezone!r}")
         if problems:
             raise ValueError("; ".join(problems))
-
-
-@dataclass
-class SendStats:
-    """What was sent and what the server made of it; rejections are keyed by reason."""
-
-    requests: int = 0
-    retries: int = 0
-    events_sent: int = 0
-    events_accepted: int = 0
-    events_duplicate: int = 0
-    events_rejected: Counter[str] = field(default_factory=Counter)
-    leads_sent: int = 0
-    leads_accepted: int = 0
-    leads_duplicate: int = 0
-    leads_rejected: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -118,68 +102,13 @@ class BackfillStats(SendStats):
 
 @dataclass
 class LiveStats(SendStats):
-    """A live run's outcome; `beacons_abandoned` were still due when it stopped."""
+    """A live run's outcome; the abandoned ones were still due when it stopped."""
 
     visits: int = 0
     bot_visits: int = 0
     beacons: int = 0
     beacons_abandoned: int = 0
-
-
-class _Sender:
-    """POSTs with retries: 429 and 503 wait for Retry-After, network errors back off."""
-
-    def __init__(self, cfg: TrafficConfig, client: httpx.AsyncClient, stats: SendStats,
-                 sleep: Sleep) -> None:
-        self._cfg = cfg
-        self._client = client
-        self._stats = stats
-        self._sleep = sleep
-        self._logged: set[str] = set()
-
-    async def post(self, path: str, body: bytes,
-                   headers: dict[str, str]) -> tuple[int, dict[str, Any]] | str:
-        """(status, JSON body) of the final answer, or why there was none."""
-        url = self._cfg.base_url.rstrip("/") + path
-        reason = "retries_exhausted"
-        for attempt in range(self._cfg.max_retries + 1):
-            if attempt:
-                self._stats.retries += 1
-            self._stats.requests += 1
-            try:
-                response = await self._client.post(url, content=body, headers=headers)
-            except httpx.TransportError as exc:
-                reason = "transport_error"
-                self._log_once(reason, f"{path}: {exc!r}")
-                await self._sleep(min(0.25 * 2**attempt, 10.0))
-                continue
-            if response.status_code in (429, 503):
-                reason = f"http_{response.status_code}"
-                await self._sleep(_retry_after(response, attempt))
-                continue
-            try:
-                answer = response.json()
-            except ValueError:
-                answer = {}
-            if response.status_code >= 300:
-                self._log_once(f"http_{response.status_code}",
-                               f"{path}: {response.status_code} {answer or response.text[:200]}")
-            return response.status_code, answer if isinstance(answer, dict) else {}
-        self._log_once(reason + "_final", f"{path}: gave up after {self._cfg.max_retries} retries")
-        return reason
-
-    def _log_once(self, key: str, message: str) -> None:
-        if key not in self._logged:
-            self._logged.add(key)
-            log.warning("demo traffic: %s", message)
-
-
-def _retry_after(response: httpx.Response, attempt: int) -> float:
-    try:
-        wait = float(response.headers.get("retry-after", ""))
-    except ValueError:
-        wait = 0.5 * 2**attempt
-    return min(max(wait, 0.05), 30.0)
+    leads_abandoned: int = 0
 
 
 def server_events(visit: Visit, *, until_ms: int) -> list[ServerEvent]:
@@ -187,9 +116,18 @@ def server_events(visit: Visit, *, until_ms: int) -> list[ServerEvent]:
     who = visit.visitor
     return [
         ServerEvent(
-            type=e.type, name=e.name, event_id=e.event_id, ts=e.ts, value=e.value, url=e.url,
-            referrer=e.referrer, visitor_id=who.key, session_id=visit.session_key, ip=who.ip,
-            user_agent=who.user_agent, props=e.props,
+            type=e.type,
+            name=e.name,
+            event_id=e.event_id,
+            ts=e.ts,
+            value=e.value,
+            url=e.url,
+            referrer=e.referrer,
+            visitor_id=who.key,
+            session_id=visit.session_key,
+            ip=who.ip,
+            user_agent=who.user_agent,
+            props=e.props,
         )
         for beacon in visit.beacons
         for e in beacon.events
@@ -203,7 +141,10 @@ def backfill_lead(visit: Visit) -> LeadSubmission | None:
         return None
     who = visit.visitor
     return msgspec.structs.replace(
-        visit.lead, visitor_id=who.key, session_id=visit.session_key, ip=who.ip,
+        visit.lead,
+        visitor_id=who.key,
+        session_id=visit.session_key,
+        ip=who.ip,
         user_agent=who.user_agent,
     )
 
@@ -212,43 +153,25 @@ def collect_batch(visit: Visit, beacon: Beacon, *, site_key: str, sent_at: int) 
     """One beacon as sp.js would send it from the visitor's browser."""
     who = visit.visitor
     return CollectBatch(
-        site_key=site_key, events=list(beacon.events),
-        visitor_id=who.key if who.consented else "", sent_at=sent_at,
-        automation=who.automation, screen_width=who.screen_width, timezone=who.timezone,
+        site_key=site_key,
+        events=list(beacon.events),
+        visitor_id=who.key if who.consented else "",
+        sent_at=sent_at,
+        automation=who.automation,
+        screen_width=who.screen_width,
+        timezone=who.timezone,
         language=who.language,
     )
 
 
-def _count_answer(stats: SendStats, outcome: tuple[int, dict[str, Any]] | str, sent: int) -> None:
-    if isinstance(outcome, str):
-        stats.events_rejected[outcome] += sent
-        return
-    status, answer = outcome
-    if status != 202:
-        stats.events_rejected[f"http_{status}"] += sent
-        return
-    accepted = int(answer.get("accepted", sent))
-    duplicates = int(answer.get("duplicates", 0))
-    stats.events_accepted += accepted
-    stats.events_duplicate += duplicates
-    if sent - accepted - duplicates > 0:
-        # Stored fewer than sent without an error: bots dropped by `bots.action: drop`.
-        stats.events_rejected["not_stored"] += sent - accepted - duplicates
-
-
-def _count_lead(stats: SendStats, outcome: tuple[int, dict[str, Any]] | str) -> None:
-    if isinstance(outcome, str):
-        stats.leads_rejected[outcome] += 1
-    elif outcome[0] == 201:
-        stats.leads_accepted += 1
-    elif outcome[0] == 200:
-        stats.leads_duplicate += 1
-    else:
-        stats.leads_rejected[f"http_{outcome[0]}"] += 1
-
-
-def _batches(visits: Iterable[Visit], stats: BackfillStats, leads: list[LeadSubmission], *,
-             now_ms: int, max_events: int) -> Iterable[list[ServerEvent]]:
+def _batches(
+    visits: Iterable[Visit],
+    stats: BackfillStats,
+    leads: list[LeadSubmission],
+    *,
+    now_ms: int,
+    max_events: int,
+) -> Iterable[list[ServerEvent]]:
     """Whole visits per batch, so the server sees each session's landing page first."""
     batch: list[ServerEvent] = []
     for visit in visits:
@@ -290,15 +213,22 @@ async def _pump(items: Iterable[T], workers: int, handle: Callable[[T], Awaitabl
             task.cancel()
 
 
-async def backfill(cfg: TrafficConfig, *, now_ms: int, client: httpx.AsyncClient,
-                   sleep: Sleep = asyncio.sleep) -> BackfillStats:
+async def backfill(
+    cfg: TrafficConfig, *, now_ms: int, client: httpx.AsyncClient, sleep: Sleep = asyncio.sleep
+) -> BackfillStats:
     """Play `cfg.backfill_days` of history ending at `now_ms`: events first, then leads."""
     stats = BackfillStats()
-    sender = _Sender(cfg, client, stats, sleep)
-    rng = random.Random(cfg.seed)
+    sender = Sender(client, stats, base_url=cfg.base_url, max_retries=cfg.max_retries, sleep=sleep)
+    # Same seed and end time, same history with the same ids: a repeated backfill is
+    # stored once. A later end time gives new ids, so it is not mistaken for a replay.
+    rng = random.Random(f"backfill:{cfg.seed}:{now_ms}")
     visits = plan_traffic(
-        rng, now_ms - cfg.backfill_days * DAY_MS, now_ms,
-        visits_per_day=cfg.backfill_visits_per_day, timezone=cfg.timezone, host=cfg.host,
+        rng,
+        now_ms - cfg.backfill_days * DAY_MS,
+        now_ms,
+        visits_per_day=cfg.backfill_visits_per_day,
+        timezone=cfg.timezone,
+        host=cfg.host,
     )
     leads: list[LeadSubmission] = []
     headers = {"Authorization": f"Bearer {cfg.site_token}", "Content-Type": "application/json"}
@@ -307,11 +237,11 @@ async def backfill(cfg: TrafficConfig, *, now_ms: int, client: httpx.AsyncClient
         stats.batches += 1
         stats.events_sent += len(batch)
         outcome = await sender.post("/api/v1/events", _encode(ServerEventBatch(batch)), headers)
-        _count_answer(stats, outcome, len(batch))
+        count_events(stats, outcome, len(batch))
 
     async def send_lead(lead: LeadSubmission) -> None:
         stats.leads_sent += 1
-        _count_lead(stats, await sender.post("/api/v1/leads", _encode(lead), headers))
+        count_lead(stats, await sender.post("/api/v1/leads", _encode(lead), headers))
 
     batches = _batches(visits, stats, leads, now_ms=now_ms, max_events=cfg.batch_max_events)
     await _pump(batches, cfg.max_requests_in_flight, send_batch)
@@ -331,16 +261,28 @@ class _Due:
 class _Live:
     """Visits in flight during a live run: what is due when, and the ids the server gave."""
 
-    def __init__(self, cfg: TrafficConfig, client: httpx.AsyncClient, sleep: Sleep) -> None:
+    def __init__(
+        self,
+        cfg: TrafficConfig,
+        client: httpx.AsyncClient,
+        clock: Callable[[], float],
+        sleep: Sleep,
+    ) -> None:
         self.cfg = cfg
+        self.clock = clock
+        self.closing = False
         self.stats = LiveStats()
-        self.sender = _Sender(cfg, client, self.stats, sleep)
+        self.sender = Sender(
+            client, self.stats, base_url=cfg.base_url, max_retries=cfg.max_retries, sleep=sleep
+        )
         self.due: list[_Due] = []
         self.seq = 0
         # session_key -> (visitor_id, session_id) from the latest 202, as sp.js keeps them.
         self.ids: dict[str, tuple[str, str]] = {}
         self.remaining: Counter[str] = Counter()
-        self.slots = asyncio.Semaphore(max(cfg.max_requests_in_flight * 4, 8))
+        # Browsers do not queue behind one another; this only keeps a slow server from
+        # being flooded by one process.
+        self.slots = asyncio.Semaphore(cfg.max_requests_in_flight * 8)
 
     def add(self, visit: Visit) -> None:
         self.stats.visits += 1
@@ -355,15 +297,24 @@ class _Live:
         self.remaining[visit.session_key] += 1
         heapq.heappush(self.due, _Due(at_ms, self.seq, visit, beacon))
 
-    async def deliver(self, item: _Due, now_ms: int) -> None:
+    async def deliver(self, item: _Due) -> None:
         async with self.slots:
             try:
-                if item.beacon is not None:
-                    await self._beacon(item.visit, item.beacon, now_ms)
+                if self.closing:
+                    self.abandon(item)
+                elif item.beacon is not None:
+                    await self._beacon(item.visit, item.beacon)
                 else:
                     await self._lead(item.visit)
             finally:
                 self._done(item.visit.session_key)
+
+    def abandon(self, item: _Due) -> None:
+        """Count what a browser closed mid-visit would never send."""
+        if item.beacon is not None:
+            self.stats.beacons_abandoned += 1
+        else:
+            self.stats.leads_abandoned += 1
 
     def shed(self, item: _Due) -> None:
         """Count a request dropped because too many are already waiting on the server."""
@@ -389,63 +340,83 @@ class _Live:
             "Origin": f"https://{self.cfg.host}",
         }
 
-    async def _beacon(self, visit: Visit, beacon: Beacon, now_ms: int) -> None:
-        batch = collect_batch(visit, beacon, site_key=self.cfg.site_key, sent_at=now_ms)
+    async def _beacon(self, visit: Visit, beacon: Beacon) -> None:
+        # Stamped when it really leaves, as sp.js does: the server corrects clock skew with it.
+        sent_at = int(self.clock() * 1000)
+        batch = collect_batch(visit, beacon, site_key=self.cfg.site_key, sent_at=sent_at)
         self.stats.beacons += 1
         self.stats.events_sent += len(batch.events)
-        outcome = await self.sender.post("/api/v1/collect", _encode(batch),
-                                         self._headers(visit, "text/plain"))
-        _count_answer(self.stats, outcome, len(batch.events))
+        outcome = await self.sender.post(
+            "/api/v1/collect", _encode(batch), self._headers(visit, "text/plain")
+        )
+        count_events(self.stats, outcome, len(batch.events))
         if not isinstance(outcome, str) and outcome[0] == 202:
             answer = outcome[1]
             if answer.get("session_id"):
-                self.ids[visit.session_key] = (str(answer.get("visitor_id", "")),
-                                               str(answer["session_id"]))
+                self.ids[visit.session_key] = (
+                    str(answer.get("visitor_id", "")),
+                    str(answer["session_id"]),
+                )
 
     async def _lead(self, visit: Visit) -> None:
         assert visit.lead is not None
         visitor_id, session_id = self.ids.get(visit.session_key, ("", ""))
-        lead = msgspec.structs.replace(visit.lead, site_key=self.cfg.site_key,
-                                       visitor_id=visitor_id, session_id=session_id)
+        lead = msgspec.structs.replace(
+            visit.lead, site_key=self.cfg.site_key, visitor_id=visitor_id, session_id=session_id
+        )
         self.stats.leads_sent += 1
-        outcome = await self.sender.post("/api/v1/leads", _encode(lead),
-                                         self._headers(visit, "text/plain"))
-        _count_lead(self.stats, outcome)
+        outcome = await self.sender.post(
+            "/api/v1/leads", _encode(lead), self._headers(visit, "text/plain")
+        )
+        count_lead(self.stats, outcome)
 
 
-async def run_live(cfg: TrafficConfig, *, client: httpx.AsyncClient, stop: asyncio.Event,
-                   clock: Callable[[], float] = time.time,
-                   sleep: Sleep = asyncio.sleep) -> LiveStats:
+async def run_live(
+    cfg: TrafficConfig,
+    *,
+    client: httpx.AsyncClient,
+    stop: asyncio.Event,
+    clock: Callable[[], float] = time.time,
+    sleep: Sleep = asyncio.sleep,
+) -> LiveStats:
     """Send real-time visits as browsers would until `stop` is set; `clock` is in seconds."""
-    live = _Live(cfg, client, sleep)
-    rng = random.Random(f"live-{cfg.seed}")
+    live = _Live(cfg, client, clock, sleep)
+    now_ms = int(clock() * 1000)
+    # The start time is part of the seed: a second run must not resend the first one's
+    # event ids, which the server would drop as duplicates.
+    rng = random.Random(f"live:{cfg.seed}:{now_ms}")
     pool = VisitorPool(rng)
     tz = zoneinfo.ZoneInfo(cfg.timezone)
     rate = cfg.live_visits_per_minute
     in_flight: set[asyncio.Task[None]] = set()
-    now_ms = int(clock() * 1000)
     strength = cfg.live_diurnal_strength
     next_visit = next_arrival(rng, now_ms, rate, tz, strength=strength) if rate > 0 else None
     while not stop.is_set():
         now_ms = int(clock() * 1000)
         while next_visit is not None and next_visit <= now_ms:
             visitor, returning = pool.visitor_for(next_visit)
-            live.add(plan_visit(rng, next_visit, visitor=visitor, returning=returning,
-                                host=cfg.host))
+            live.add(
+                plan_visit(rng, next_visit, visitor=visitor, returning=returning, host=cfg.host)
+            )
             next_visit = next_arrival(rng, next_visit, rate, tz, strength=strength)
         while live.due and live.due[0].at_ms <= now_ms:
             item = heapq.heappop(live.due)
             if len(in_flight) >= MAX_LIVE_BACKLOG:
                 live.shed(item)
                 continue
-            task = asyncio.create_task(live.deliver(item, now_ms))
+            task = asyncio.create_task(live.deliver(item))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-        wake = min([t for t in (next_visit, live.due[0].at_ms if live.due else None)
-                    if t is not None], default=now_ms + 500)
+        wake = min(
+            [t for t in (next_visit, live.due[0].at_ms if live.due else None) if t is not None],
+            default=now_ms + 500,
+        )
         await sleep(min(max(wake - now_ms, 1) / 1000, 0.5))
-    # Browsers closed mid-visit never send the rest; what was already posted completes.
-    live.stats.beacons_abandoned = sum(1 for item in live.due if item.beacon is not None)
+    # Browsers closed mid-visit never send the rest; requests already on the wire complete.
+    live.closing = True
+    live.sender.stop()
+    for item in live.due:
+        live.abandon(item)
     if in_flight:
         await asyncio.gather(*in_flight)
     return live.stats

@@ -16,15 +16,10 @@ from urllib.parse import urlencode
 
 from sitepulse.collect.payloads import BrowserEvent, LeadSubmission
 from sitepulse.demo.catalog import (
-    AGENTS,
     AI_ASSISTANTS,
     AI_REFERRERS,
-    BOT_SHARE,
-    BOTS,
     CAMPAIGNS,
     CHANNELS,
-    COUNTRIES,
-    COUNTRIES_BY_CODE,
     DEFAULT_HOST,
     DIRECT,
     DISPLAY,
@@ -36,14 +31,21 @@ from sitepulse.demo.catalog import (
     PAGES,
     REFERRAL,
     REFERRAL_REFERRERS,
-    SCREEN_WIDTHS,
     SEARCH_REFERRERS,
     SERVICE_PAGES,
     SOCIAL_REFERRERS,
     TRANSITIONS,
-    Bot,
     Campaign,
     Channel,
+)
+from sitepulse.demo.clients import (
+    AGENTS,
+    BOT_SHARE,
+    BOTS,
+    COUNTRIES,
+    COUNTRIES_BY_CODE,
+    SCREEN_WIDTHS,
+    Bot,
 )
 from sitepulse.demo.draw import random_hex, weighted
 from sitepulse.demo.pages import PageContext, page_events
@@ -100,15 +102,13 @@ class Visit:
 
     @property
     def is_bot(self) -> bool:
+        """True for crawlers, scripts and headless browsers."""
         return bool(self.visitor.bot)
 
     @property
     def events(self) -> tuple[BrowserEvent, ...]:
+        """Every event of the visit in the order the browser sends them."""
         return tuple(e for b in self.beacons for e in b.events)
-
-    @property
-    def end_ms(self) -> int:
-        return max((b.send_ms for b in self.beacons), default=self.start_ms)
 
 
 @functools.cache
@@ -128,16 +128,25 @@ def new_visitor(rng: random.Random) -> Visitor:
     if rng.random() < BOT_SHARE:
         bot = weighted(rng, [(b, b.weight) for b in BOTS])
         return Visitor(
-            key=random_hex(rng), ip=random_address(rng, bot.networks), user_agent=bot.user_agent,
-            device="bot", country="", bot=bot.kind, automation=bot.automation,
+            key=random_hex(rng),
+            ip=random_address(rng, bot.networks),
+            user_agent=bot.user_agent,
+            device="bot",
+            country="",
+            bot=bot.kind,
+            automation=bot.automation,
             screen_width=1280 if bot.runs_js else None,
         )
     agent = weighted(rng, [(a, a.weight) for a in AGENTS])
     country = weighted(rng, [(c, c.weight) for c in COUNTRIES])
     return Visitor(
-        key=random_hex(rng), ip=random_address(rng, country.networks),
-        user_agent=agent.user_agent, device=agent.device, country=country.code,
-        language=country.language, timezone=country.timezone,
+        key=random_hex(rng),
+        ip=random_address(rng, country.networks),
+        user_agent=agent.user_agent,
+        device=agent.device,
+        country=country.code,
+        language=country.language,
+        timezone=country.timezone,
         screen_width=rng.choice(SCREEN_WIDTHS[agent.device]),
         consented=rng.random() < 0.4,
     )
@@ -154,7 +163,7 @@ def _channel(rng: random.Random, start_ms: int, returning: bool) -> Channel:
     options: list[tuple[Channel, float]] = []
     for channel in CHANNELS:
         weight = channel.weight
-        # Newsletters go out on Tuesday and Thursday mornings.
+        # Newsletters go out on Tuesdays and Thursdays.
         if channel.name == EMAIL:
             weight *= 2.6 if weekday in (1, 3) else 0.6
         if returning:
@@ -175,8 +184,11 @@ def _click_id(rng: random.Random, kind: str) -> str:
 
 
 def _campaign_arrival(rng: random.Random, campaign: Campaign) -> tuple[str, str, str]:
-    params = {"utm_source": campaign.source, "utm_medium": campaign.medium,
-              "utm_campaign": campaign.name}
+    params = {
+        "utm_source": campaign.source,
+        "utm_medium": campaign.medium,
+        "utm_campaign": campaign.name,
+    }
     if campaign.terms:
         params["utm_term"] = rng.choice(campaign.terms)
     if campaign.contents:
@@ -205,8 +217,9 @@ def _arrival(rng: random.Random, channel: Channel) -> tuple[str, str, str, str]:
     elif channel.name == ORGANIC_SOCIAL:
         referrer = weighted(rng, SOCIAL_REFERRERS)
         if referrer == "https://t.co/":
-            referrer += "".join(rng.choice("abcdefghijkmnopqrstuvwxyzABCDEFGH23456789")
-                                for _ in range(10))
+            referrer += "".join(
+                rng.choice("abcdefghijkmnopqrstuvwxyzABCDEFGH23456789") for _ in range(10)
+            )
     elif channel.name == REFERRAL:
         referrer = weighted(rng, REFERRAL_REFERRERS)
     elif channel.name == AI_ASSISTANTS:
@@ -217,8 +230,9 @@ def _arrival(rng: random.Random, channel: Channel) -> tuple[str, str, str, str]:
     return landing, query, referrer, ""
 
 
-def _walk(rng: random.Random, landing: str, channel: Channel, *, bounce: float,
-          returning: bool) -> list[str]:
+def _walk(
+    rng: random.Random, landing: str, channel: Channel, *, bounce: float, returning: bool
+) -> list[str]:
     pages = [landing]
     if rng.random() < bounce:
         return pages
@@ -230,8 +244,9 @@ def _walk(rng: random.Random, landing: str, channel: Channel, *, bounce: float,
     return pages
 
 
-def conversion_probability(channel: Channel, pages: Sequence[str], variants: dict[str, str],
-                           returning: bool) -> float:
+def conversion_probability(
+    channel: Channel, pages: Sequence[str], variants: dict[str, str], returning: bool
+) -> float:
     """Chance that a visit with this path ends in a lead; pricing's bold CTA converts better."""
     p = channel.conversion
     if "/pricing" in pages:
@@ -294,29 +309,47 @@ def plan_visit(
         pages.append("/contact")
     form_failed = converts and rng.random() < 0.07
     ctx = PageContext(
-        rng=rng, host=host, device=visitor.device, country=visitor.country,
-        channel=channel.name, service=_service_interest(rng, pages), variants=variants,
-        converts=converts, form_failed=form_failed, is_test=converts and rng.random() < 0.025,
+        rng=rng,
+        host=host,
+        device=visitor.device,
+        country=visitor.country,
+        channel=channel.name,
+        service=_service_interest(rng, pages),
+        variants=variants,
+        converts=converts,
+        form_failed=form_failed,
+        is_test=converts and rng.random() < 0.025,
     )
     landing_url = f"https://{host}{landing}" + (f"?{query}" if query else "")
     beacons, lead = _pages(ctx, pages, start_ms, landing_url, referrer)
     return Visit(
-        visitor=visitor, session_key=session_key, start_ms=start_ms, channel=channel.name,
-        campaign=campaign, landing_url=landing_url, referrer=referrer, pages=tuple(pages),
-        beacons=tuple(beacons), variants=variants, lead=lead,
-        form_failed=form_failed, returning=returning,
+        visitor=visitor,
+        session_key=session_key,
+        start_ms=start_ms,
+        channel=channel.name,
+        campaign=campaign,
+        landing_url=landing_url,
+        referrer=referrer,
+        pages=tuple(pages),
+        beacons=tuple(beacons),
+        variants=variants,
+        lead=lead,
+        form_failed=form_failed,
+        returning=returning,
     )
 
 
-def _pages(ctx: PageContext, pages: Sequence[str], start_ms: int, landing_url: str,
-           referrer: str) -> tuple[list[Beacon], LeadSubmission | None]:
+def _pages(
+    ctx: PageContext, pages: Sequence[str], start_ms: int, landing_url: str, referrer: str
+) -> tuple[list[Beacon], LeadSubmission | None]:
     beacons: list[Beacon] = []
     lead: LeadSubmission | None = None
     t, url, ref = start_ms, landing_url, referrer
     for i, path in enumerate(pages):
         next_path = pages[i + 1] if i + 1 < len(pages) else ""
-        result = page_events(ctx, path, t, url=url, referrer=ref, next_path=next_path,
-                             single_page=len(pages) == 1)
+        result = page_events(
+            ctx, path, t, url=url, referrer=ref, next_path=next_path, single_page=len(pages) == 1
+        )
         beacons.extend(_beacons(ctx.rng, result.events))
         lead = lead or result.lead
         t = result.leave_ms + ctx.rng.randrange(150, 1200)
@@ -324,8 +357,9 @@ def _pages(ctx: PageContext, pages: Sequence[str], start_ms: int, landing_url: s
     return beacons, lead
 
 
-def _plan_bot_visit(rng: random.Random, start_ms: int, visitor: Visitor, session_key: str,
-                    host: str) -> Visit:
+def _plan_bot_visit(
+    rng: random.Random, start_ms: int, visitor: Visitor, session_key: str, host: str
+) -> Visit:
     bot: Bot = next(b for b in BOTS if b.kind == visitor.bot)
     paths = list(PAGES)
     if bot.kind == "python-requests":
@@ -336,21 +370,44 @@ def _plan_bot_visit(rng: random.Random, start_ms: int, visitor: Visitor, session
     if spam:
         pages.append("/contact")
     ctx = PageContext(
-        rng=rng, host=host, device="bot", country="", channel=DIRECT, service="not-sure",
+        rng=rng,
+        host=host,
+        device="bot",
+        country="",
+        channel=DIRECT,
+        service="not-sure",
         variants={name: rng.choice(options) for name, options in EXPERIMENTS.items()},
-        converts=spam, automation=True, runs_js=bot.runs_js,
+        converts=spam,
+        automation=True,
+        runs_js=bot.runs_js,
     )
     beacons: list[Beacon] = []
     lead: LeadSubmission | None = None
     t = start_ms
     for path in pages:
-        result = page_events(ctx, path, t, url=f"https://{host}{path}", referrer="",
-                             next_path="", single_page=False, dwell_ms=rng.randint(*bot.gap_ms))
+        result = page_events(
+            ctx,
+            path,
+            t,
+            url=f"https://{host}{path}",
+            referrer="",
+            next_path="",
+            single_page=False,
+            dwell_ms=rng.randint(*bot.gap_ms),
+        )
         beacons.extend(_beacons(rng, result.events))
         lead = lead or result.lead
         t = result.leave_ms + rng.randrange(20, 300)
     return Visit(
-        visitor=visitor, session_key=session_key, start_ms=start_ms, channel=DIRECT, campaign="",
-        landing_url=f"https://{host}{pages[0]}", referrer="", pages=tuple(pages),
-        beacons=tuple(beacons), variants=ctx.variants, lead=lead,
+        visitor=visitor,
+        session_key=session_key,
+        start_ms=start_ms,
+        channel=DIRECT,
+        campaign="",
+        landing_url=f"https://{host}{pages[0]}",
+        referrer="",
+        pages=tuple(pages),
+        beacons=tuple(beacons),
+        variants=ctx.variants,
+        lead=lead,
     )

@@ -26,8 +26,9 @@ def rating(metric: str, value: float) -> str:
     return "needs-improvement" if value <= poor else "poor"
 
 
-def sample_vitals(rng: random.Random, device: str, *, lcp_factor: float = 1.0,
-                  layout_shift_prone: bool = False) -> dict[str, float]:
+def sample_vitals(
+    rng: random.Random, device: str, *, lcp_factor: float = 1.0, layout_shift_prone: bool = False
+) -> dict[str, float]:
     """TTFB, FCP, LCP (ms) and CLS for one page load; LCP has a slow tail."""
     slow = _DEVICE_SLOWDOWN.get(device, 1.0)
     ttfb = lognormal(rng, 300 * (1.35 if slow > 1 else 1.0), 0.45)

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 _HEX = frozenset("0123456789abcdef")
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 
 def anonymise_ip(ip: str) -> str:
@@ -53,15 +54,16 @@ class DailySalt:
     def __init__(self, fetch: Callable[[str, bytes], bytes]) -> None:
         self._fetch = fetch
         self._lock = threading.Lock()
-        self._day = ""
+        self._day = -1
         self._salt = b""
 
     def for_time(self, now_ms: int) -> bytes:
-        day = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date().isoformat()
+        day = now_ms // 86_400_000  # UTC day number; cheap enough for every request
         if day != self._day:
             with self._lock:
                 if day != self._day:
-                    self._salt = self._fetch(day, os.urandom(32))
+                    iso = dt.date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+                    self._salt = self._fetch(iso, os.urandom(32))
                     self._day = day
         return self._salt
 

@@ -9,6 +9,7 @@ visitor-derived label goes through a bounded set that folds overflow into
 from __future__ import annotations
 
 import threading
+from collections import Counter as Counter_
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -164,24 +165,29 @@ class Metrics:
         self._business(result.stored_events, result.stored_leads)
 
     def _business(self, events: Iterable[StoredEvent], leads: Iterable[StoredLead]) -> None:
+        # Tally first and touch each labelled child once: this runs on the writer
+        # thread for every commit, and labels() takes a lock each time.
+        pageviews: Counter_[tuple[str, str, str, str]] = Counter_()
+        forms: Counter_[tuple[str, str, str]] = Counter_()
         for ev in events:
             if ev.is_bot:
                 continue
             kind = ev.type
             if kind == "pageview":
-                self.pageviews.labels(
-                    ev.site,
-                    self._page_groups(ev.page_group),
-                    self._channels(ev.channel),
-                    ev.device,
-                ).inc()
+                pageviews[(ev.site, ev.page_group, ev.channel, ev.device)] += 1
             elif kind == "vital" and ev.value is not None:
                 hist = self.vitals.get(ev.name)
                 if hist is not None:
                     value = ev.value if ev.name == "CLS" else ev.value / 1000.0
                     hist.labels(ev.site, self._page_groups(ev.page_group), ev.device).observe(value)
             elif kind == "form" and ev.name in self._form_steps:
-                self.form_events.labels(ev.site, self._page_groups(ev.page_group), ev.name).inc()
+                forms[(ev.site, ev.page_group, ev.name)] += 1
+        for (site, group, channel, device), count in pageviews.items():
+            self.pageviews.labels(
+                site, self._page_groups(group), self._channels(channel), device
+            ).inc(count)
+        for (site, group, step), count in forms.items():
+            self.form_events.labels(site, self._page_groups(group), step).inc(count)
         for lead in leads:
             if lead.is_test:
                 self.test_leads.labels(lead.site).inc()
