@@ -13,8 +13,13 @@ from tests.conftest import ServerFactory
 
 def test_backfill_through_a_live_server(server_factory: ServerFactory) -> None:
     server = server_factory({"server": {"sample_site": True}})
-    cfg = TrafficConfig(base_url=server.base_url, site_key=server.site_key,
-                        site_token=server.token, seed=3, backfill_days=2)
+    cfg = TrafficConfig(
+        base_url=server.base_url,
+        site_key=server.site_key,
+        site_token=server.token,
+        seed=3,
+        backfill_days=2,
+    )
 
     async def run() -> int:
         async with httpx.AsyncClient(timeout=30.0) as client:
@@ -29,7 +34,8 @@ def test_backfill_through_a_live_server(server_factory: ServerFactory) -> None:
         "SELECT count(*), count(DISTINCT channel), count(DISTINCT country),"
         " count(*) FILTER (is_bot), count(DISTINCT session_id),"
         " (SELECT count(*) FROM leads), (SELECT count(*) FROM leads WHERE is_test)"
-        " FROM events")
+        " FROM events"
+    )
     assert events == accepted > 1000
     assert channels >= 6 and countries >= 5
     assert 0 < bots < events * 0.2
@@ -37,7 +43,8 @@ def test_backfill_through_a_live_server(server_factory: ServerFactory) -> None:
     assert leads > test_leads
     vitals = server.db_query(
         "SELECT name, quantile_cont(value, 0.75) FROM events WHERE type = 'vital'"
-        " GROUP BY name ORDER BY name")
+        " GROUP BY name ORDER BY name"
+    )
     p75 = dict(vitals)
     assert set(p75) >= {"CLS", "FCP", "INP", "LCP", "TTFB"}
     assert 1000 < p75["LCP"] < 6000

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import random
 import statistics
+import uuid
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -13,14 +15,16 @@ import pytest
 
 from sitepulse.collect.payloads import CollectBatch, LeadSubmission, ServerEvent
 from sitepulse.demo.catalog import (
-    BOTS,
     CHANNELS,
     CHANNELS_BY_NAME,
-    COUNTRIES,
     DEFAULT_HOST,
     EXPERIMENTS,
     FORM_FIELDS,
     PAGES,
+)
+from sitepulse.demo.clients import (
+    BOTS,
+    COUNTRIES,
 )
 from sitepulse.demo.schedule import next_arrival, plan_traffic
 from sitepulse.demo.traffic import TrafficConfig, backfill_lead, collect_batch, server_events
@@ -62,12 +66,11 @@ def test_channel_mix_follows_the_catalog(humans: list[Visit]) -> None:
 def test_sitepulse_classifies_each_visit_into_its_intended_channel(humans: list[Visit]) -> None:
     classifier = ChannelClassifier()
     own = frozenset({DEFAULT_HOST})
-    wrong = [
-        (v.channel, decision.channel, v.landing_url, v.referrer)
-        for v in humans
-        if (decision := classifier.classify(parse_landing(v.landing_url), v.referrer,
-                                            own_hosts=own)).channel != v.channel
-    ]
+    wrong = []
+    for v in humans:
+        decision = classifier.classify(parse_landing(v.landing_url), v.referrer, own_hosts=own)
+        if decision.channel != v.channel:
+            wrong.append((v.channel, decision.channel, v.landing_url, v.referrer))
     assert wrong == []
 
 
@@ -136,7 +139,7 @@ def test_conversion_rate_and_its_drivers(humans: list[Visit]) -> None:
 
 def test_every_planned_event_and_lead_satisfies_the_wire_contract(visits: list[Visit]) -> None:
     cfg = TrafficConfig(base_url="http://127.0.0.1:1", site_key="pk_demo", site_token="t" * 20)
-    ids: set[str] = set()
+    ids: set[uuid.UUID] = set()
     for visit in visits:
         for event in server_events(visit, until_ms=2**53):
             msgspec.convert(msgspec.to_builtins(event), type=ServerEvent)
@@ -159,7 +162,7 @@ def test_visits_read_like_real_sessions(humans: list[Visit]) -> None:
         assert events[0].referrer == visit.referrer
         assert all(e.url.startswith(f"https://{DEFAULT_HOST}/") for e in events)
         assert all(PAGES.get(p) for p in visit.pages)
-        gaps = [b.ts - a.ts for a, b in zip(events, events[1:], strict=False)]
+        gaps = [b.ts - a.ts for a, b in itertools.pairwise(events)]
         # Pages follow one another; nobody idles into the server's 30-minute session timeout.
         assert max(gaps, default=0) < 30 * 60_000
         for beacon in visit.beacons:
@@ -207,13 +210,26 @@ def test_about_five_percent_bots_all_flagged(visits: list[Visit]) -> None:
         assert visit.visitor.automation == (visit.visitor.bot == "headless-chrome")
 
 
-@pytest.mark.parametrize(("metric", "value", "expected"), [
-    ("LCP", 2500, "good"), ("LCP", 2501, "needs-improvement"), ("LCP", 4000, "needs-improvement"),
-    ("LCP", 4001, "poor"), ("INP", 200, "good"), ("INP", 500, "needs-improvement"),
-    ("INP", 501, "poor"), ("CLS", 0.1, "good"), ("CLS", 0.1001, "needs-improvement"),
-    ("CLS", 0.2501, "poor"), ("FCP", 1800, "good"), ("FCP", 3001, "poor"),
-    ("TTFB", 800, "good"), ("TTFB", 1799, "needs-improvement"), ("TTFB", 1801, "poor"),
-])
+@pytest.mark.parametrize(
+    ("metric", "value", "expected"),
+    [
+        ("LCP", 2500, "good"),
+        ("LCP", 2501, "needs-improvement"),
+        ("LCP", 4000, "needs-improvement"),
+        ("LCP", 4001, "poor"),
+        ("INP", 200, "good"),
+        ("INP", 500, "needs-improvement"),
+        ("INP", 501, "poor"),
+        ("CLS", 0.1, "good"),
+        ("CLS", 0.1001, "needs-improvement"),
+        ("CLS", 0.2501, "poor"),
+        ("FCP", 1800, "good"),
+        ("FCP", 3001, "poor"),
+        ("TTFB", 800, "good"),
+        ("TTFB", 1799, "needs-improvement"),
+        ("TTFB", 1801, "poor"),
+    ],
+)
 def test_rating_uses_googles_thresholds(metric: str, value: float, expected: str) -> None:
     assert rating(metric, value) == expected
 
@@ -233,7 +249,8 @@ def test_vitals_are_rated_consistently_and_mobile_is_slower(humans: list[Visit])
                 cls.append(event.value)
     assert 1500 < statistics.median(lcp["desktop"]) < 2600
     assert statistics.median(lcp["mobile"]) > 1.2 * statistics.median(lcp["desktop"])
-    slow = sum(v > 4000 for v in lcp["desktop"] + lcp["mobile"]) / len(lcp["desktop"] + lcp["mobile"])
+    every_lcp = lcp["desktop"] + lcp["mobile"]
+    slow = sum(v > 4000 for v in every_lcp) / len(every_lcp)
     assert 0.02 < slow < 0.2, "a slow tail, not a slow site"
     assert statistics.median(cls) < 0.05 and max(cls) > 0.25
 
@@ -287,15 +304,28 @@ def test_leads_vary_and_include_test_and_custom_fields(humans: list[Visit]) -> N
 
 def test_downloads_outbound_clicks_and_custom_events_happen(humans: list[Visit]) -> None:
     names = collections.Counter((e.type, e.name) for v in humans for e in v.events)
-    for key in (("click", "download"), ("click", "outbound"), ("custom", "cta_click"),
-                ("custom", "pricing_toggle"), ("engagement", "scroll"),
-                ("engagement", "engaged_time"), ("engagement", "page_leave")):
+    for key in (
+        ("click", "download"),
+        ("click", "outbound"),
+        ("custom", "cta_click"),
+        ("custom", "pricing_toggle"),
+        ("engagement", "scroll"),
+        ("engagement", "engaged_time"),
+        ("engagement", "page_leave"),
+    ):
         assert names[key] > 0, key
 
 
 def test_visitors_return_the_same_day_or_with_consent() -> None:
-    visits = list(plan_traffic(random.Random(8), WEEK_START_MS, WEEK_START_MS + 5 * DAY_MS,
-                               visits_per_day=250, timezone="Europe/London"))
+    visits = list(
+        plan_traffic(
+            random.Random(8),
+            WEEK_START_MS,
+            WEEK_START_MS + 5 * DAY_MS,
+            visits_per_day=250,
+            timezone="Europe/London",
+        )
+    )
     last_seen: dict[str, int] = {}
     returning = 0
     for visit in visits:
@@ -313,17 +343,30 @@ def test_visitors_return_the_same_day_or_with_consent() -> None:
 
 def test_the_same_seed_plans_the_same_traffic() -> None:
     def plan(seed: int) -> list[Visit]:
-        return list(plan_traffic(random.Random(seed), WEEK_START_MS, WEEK_START_MS + DAY_MS // 2,
-                                 visits_per_day=200, timezone="Europe/London"))
+        return list(
+            plan_traffic(
+                random.Random(seed),
+                WEEK_START_MS,
+                WEEK_START_MS + DAY_MS // 2,
+                visits_per_day=200,
+                timezone="Europe/London",
+            )
+        )
 
     first, again, other = plan(1), plan(1), plan(2)
     assert first == again
     assert [v.events for v in first] != [v.events for v in other]
-    assert plan_visit(random.Random(9), WEEK_START_MS) == plan_visit(random.Random(9), WEEK_START_MS)
+    one, two = (plan_visit(random.Random(9), WEEK_START_MS) for _ in range(2))
+    assert one == two
 
 
 def test_config_rejects_bad_values_naming_them() -> None:
     with pytest.raises(ValueError, match="backfill_days") as info:
-        TrafficConfig(base_url="localhost:8000", site_key="k", site_token="t", backfill_days=-1,
-                      timezone="Mars/Olympus")
+        TrafficConfig(
+            base_url="localhost:8000",
+            site_key="k",
+            site_token="t",
+            backfill_days=-1,
+            timezone="Mars/Olympus",
+        )
     assert "base_url" in str(info.value) and "Mars/Olympus" in str(info.value)

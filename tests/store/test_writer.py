@@ -57,14 +57,15 @@ def _event(i: int, eid: bytes | None = None) -> StoredEvent:
     )
 
 
-def _writer(store: DuckDBStore, clock: ManualClock, **kw: int) -> Writer:
-    opts = {
-        "max_queue_events": 1000,
-        "commit_max_events": 500,
-        "dedupe_window_ms": 3_600_000,
-        "dedupe_max_ids": 10_000,
-    } | kw
-    return Writer(store, clock=clock, **opts)
+def _writer(store: DuckDBStore, clock: ManualClock) -> Writer:
+    return Writer(
+        store,
+        clock=clock,
+        max_queue_events=1000,
+        commit_max_events=500,
+        dedupe_window_ms=3_600_000,
+        dedupe_max_ids=10_000,
+    )
 
 
 def test_group_commit_dedupes_and_survives_restart(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ document. Field names are spelled out; timestamps are epoch milliseconds.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
@@ -21,12 +22,9 @@ Ms = Annotated[int, msgspec.Meta(ge=0, le=32503680000000, description="epoch mil
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 Url = Annotated[str, msgspec.Meta(max_length=2048)]
 Props = Annotated[dict[Short, PropValue], msgspec.Meta(max_length=50)]
+# msgspec parses UUIDs in C; a regex pattern here doubled decode time.
 EventId = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$",
-        description="client-generated UUID; the idempotency key",
-    ),
+    uuid.UUID, msgspec.Meta(description="client-generated UUID; the idempotency key")
 ]
 
 

@@ -21,9 +21,9 @@ def random_hex(rng: random.Random, digits: int = 32) -> str:
     return f"{rng.getrandbits(digits * 4):0{digits}x}"
 
 
-def event_id(rng: random.Random) -> str:
-    """A version-4 UUID in hex, drawn from `rng` so a replay sends the same ids."""
-    return uuid.UUID(int=rng.getrandbits(128), version=4).hex
+def event_id(rng: random.Random) -> uuid.UUID:
+    """A version-4 UUID drawn from `rng`, so a replay sends the same ids."""
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
 def lognormal(rng: random.Random, median: float, sigma: float) -> float:

@@ -139,7 +139,7 @@ def page_events(
     rng, page = ctx.rng, PAGES[path]
     out = _Page(ctx, url)
     out.add(t0, "pageview", referrer=referrer, title=page.title)
-    out.pageview_id = out.events[0].event_id
+    out.pageview_id = str(out.events[0].event_id)
     if not ctx.runs_js:
         return PageResult(out.events, t0 + (dwell_ms or 1000))
     vitals = sample_vitals(

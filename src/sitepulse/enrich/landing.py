@@ -133,12 +133,16 @@ def _decode_value(raw: str) -> str:
     return (unquote_plus(raw) if "%" in raw or "+" in raw else raw).strip()
 
 
+_UNSAFE = frozenset("\t\r\n")
+
+
 def host_and_path(base: str) -> tuple[str, str] | None:
     """Lowercase host and raw path of a URL without its query; None if unparseable."""
     # Fast path for the plain "https://host/path" that nearly every event
     # carries; anything unusual (port, userinfo, IPv6, non-ASCII) goes to urlsplit.
     scheme_len = 8 if base.startswith("https://") else 7 if base.startswith("http://") else 0
-    if scheme_len:
+    # urlsplit drops tabs and newlines anywhere (as WHATWG URL parsing does).
+    if scheme_len and not _UNSAFE.intersection(base):
         netloc, slash, path = base[scheme_len:].partition("/")
         if _PLAIN_NETLOC.fullmatch(netloc):
             host = netloc.lower().rstrip(".")

@@ -70,13 +70,8 @@ def _valid_ip(value: str) -> bool:
     return True
 
 
-def _uuid_bytes(value: str) -> bytes:
-    # The payload pattern already guarantees 32 hex digits with optional dashes.
-    return bytes.fromhex(value.replace("-", ""))
-
-
-def _event_uuid(value: str | None) -> bytes:
-    return _uuid_bytes(value) if value else uuid.uuid4().bytes
+def _event_uuid(value: uuid.UUID | None) -> bytes:
+    return value.bytes if value is not None else uuid.uuid4().bytes
 
 
 def _source_key(landing: Landing, referrer: str, own_hosts: tuple[str, ...]) -> tuple[str, ...]:
@@ -292,7 +287,7 @@ class Enricher:
             out.append(
                 self._record(
                     visit,
-                    event_id=_uuid_bytes(ev.event_id),
+                    event_id=ev.event_id.bytes,
                     ts=ts,
                     received_at=received_at,
                     type_=ev.type,

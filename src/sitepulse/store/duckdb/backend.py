@@ -128,22 +128,28 @@ class DuckDBStore:
 
     def write(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None:
         con = self._con
-        con.execute("BEGIN TRANSACTION")
+        batch_events = _table(events, EVENT_COLUMNS, _EVENT_TYPES) if events else None
         try:
-            if events:
-                batch_events = _table(events, EVENT_COLUMNS, _EVENT_TYPES)
-                con.register("batch_events", batch_events)
+            if not leads:
+                # One autocommit statement reading the Arrow table through a
+                # replacement scan: no BEGIN/COMMIT/register round trips.
                 con.execute("INSERT INTO events SELECT * FROM batch_events")
-                con.unregister("batch_events")
-            if leads:
-                batch_leads = _table(leads, LEAD_COLUMNS, _LEAD_TYPES)
-                con.register("batch_leads", batch_leads)
-                cols = ", ".join(LEAD_COLUMNS)
-                con.execute(f"INSERT INTO leads ({cols}) SELECT * FROM batch_leads")
+                return
+            con.register("batch_leads", _table(leads, LEAD_COLUMNS, _LEAD_TYPES))
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if batch_events is not None:
+                    con.execute("INSERT INTO events SELECT * FROM batch_events")
+                con.execute(
+                    f"INSERT INTO leads ({', '.join(LEAD_COLUMNS)}) SELECT * FROM batch_leads"
+                )
+                con.execute("COMMIT")
+            except duckdb.Error:
+                con.execute("ROLLBACK")
+                raise
+            finally:
                 con.unregister("batch_leads")
-            con.execute("COMMIT")
         except duckdb.Error as exc:
-            con.execute("ROLLBACK")
             raise StoreError(f"write failed: {exc}") from exc
 
     def refresh_sessions(self, session_ids: Sequence[int], since_ms: int) -> None:
@@ -199,8 +205,9 @@ class DuckDBStore:
             )
             # Old salts are destroyed so past visitor hashes can never be recomputed.
             con.execute("DELETE FROM salts WHERE day < ?::DATE - ?::INTEGER", [day, keep_days])
-            row = con.execute("SELECT salt FROM salts WHERE day = ?::DATE", [day]).fetchone()
-        assert row is not None
+            # fetchall drains the result: an undrained cursor keeps its transaction
+            # open, and an open transaction blocks every checkpoint.
+            (row,) = con.execute("SELECT salt FROM salts WHERE day = ?::DATE", [day]).fetchall()
         return bytes(row[0])
 
     def site_token(self, site: str, new_token: str) -> str:
@@ -209,8 +216,7 @@ class DuckDBStore:
             con.execute(
                 "INSERT INTO site_secrets VALUES (?, ?) ON CONFLICT DO NOTHING", [site, new_token]
             )
-            row = con.execute("SELECT token FROM site_secrets WHERE site = ?", [site]).fetchone()
-        assert row is not None
+            (row,) = con.execute("SELECT token FROM site_secrets WHERE site = ?", [site]).fetchall()
         return str(row[0])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
