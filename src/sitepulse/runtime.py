@@ -17,6 +17,7 @@ from sitepulse.enrich.pipeline import Enricher
 from sitepulse.enrich.privacy import DailySalt
 from sitepulse.export.metrics import Metrics
 from sitepulse.store.duckdb import DuckDBStore
+from sitepulse.store.journal import Journal
 from sitepulse.store.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,19 @@ class Runtime:
         ing = settings.ingest
         writer = Writer(
             store,
+            Journal(cfg.path / "journal"),
             clock=clock,
             max_queue_events=ing.queue_max_events,
             commit_max_events=ing.commit_max_events,
             dedupe_window_ms=ing.dedupe_window_secs * 1000,
             dedupe_max_ids=ing.dedupe_max_ids,
             on_commit=metrics.observe_commit,
-            on_error=lambda exc: None,
+            on_error=lambda exc: metrics.store_errors.inc(),
+            on_load=metrics.observe_load,
         )
         metrics.queue_capacity.set(ing.queue_max_events)
         metrics.queue_depth.set_function(lambda: writer.queued_events)
+        metrics.unloaded.set_function(lambda: writer.unloaded_events)
         service = IngestService(
             settings, enricher=enricher, writer=writer, metrics=metrics, clock=clock, tokens=tokens
         )

@@ -14,6 +14,7 @@ from sitepulse.enrich.pipeline import Client
 from sitepulse.model.records import StoredEvent
 from sitepulse.runtime import Runtime
 from sitepulse.store.duckdb import DuckDBStore
+from sitepulse.store.journal import Journal
 from sitepulse.store.writer import QueueFull, Writer
 
 NOW = 1_795_000_000_000
@@ -60,6 +61,7 @@ def _event(i: int, eid: bytes | None = None) -> StoredEvent:
 def _writer(store: DuckDBStore, clock: ManualClock) -> Writer:
     return Writer(
         store,
+        Journal(store.path.parent / "journal"),
         clock=clock,
         max_queue_events=1000,
         commit_max_events=500,

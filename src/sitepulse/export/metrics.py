@@ -100,7 +100,7 @@ class Metrics:
         )
         self.commit_seconds = Histogram(
             "sitepulse_store_commit_seconds",
-            "Time to commit one group of batches",
+            "Time to make one group of batches durable (journal fsync)",
             buckets=COMMIT_BUCKETS,
             registry=r,
         )
@@ -108,6 +108,17 @@ class Metrics:
             "sitepulse_store_commit_events",
             "Records per group commit",
             buckets=(1, 5, 20, 100, 500, 2000, 10000, 50000),
+            registry=r,
+        )
+        self.load_seconds = Histogram(
+            "sitepulse_store_load_seconds",
+            "Time to load one group of journalled rows into the store",
+            buckets=COMMIT_BUCKETS,
+            registry=r,
+        )
+        self.unloaded = Gauge(
+            "sitepulse_store_unloaded_events",
+            "Acknowledged rows waiting in the journal for the store",
             registry=r,
         )
         self.store_errors = Counter(
@@ -154,6 +165,10 @@ class Metrics:
         self._form_steps = frozenset(
             {"form_start", "field_focus", "field_blur", "submit", "submit_error"}
         )
+
+    def observe_load(self, rows: int, seconds: float) -> None:
+        """Called by the loader after each store transaction."""
+        self.load_seconds.observe(seconds)
 
     def observe_commit(self, result: WriteResult, seconds: float) -> None:
         """Count what a commit stored; called by the writer after each commit."""

@@ -31,6 +31,16 @@ class Store(Protocol):
         """(session_id, first ts) of sessions with events received since `since_ms`."""
         ...
 
+    def load(
+        self, events: Sequence[StoredEvent], leads: Sequence[StoredLead], journal_offset: int
+    ) -> None:
+        """Commit rows together with the journal offset they reach."""
+        ...
+
+    def journal_offset(self) -> int:
+        """How far the ingest journal has been loaded."""
+        ...
+
     def recent_event_ids(self, since_ms: int, limit: int) -> list[tuple[bytes, int]]:
         """(event_id, received_at) of events received since `since_ms`, newest first."""
         ...

@@ -1,9 +1,11 @@
-"""The single writer: a bounded queue, group commit, idempotency.
+"""The single writer: a bounded queue, group commit to the journal, idempotency.
 
 Request handlers submit batches and await a future; one thread drains the
-queue, drops duplicates, commits everything it took in one transaction and
-then resolves the futures. A 2xx therefore always follows a commit, and one
-fsync serves every request that arrived while the previous commit ran.
+queue, drops duplicates, appends everything it took to the journal as one
+fsync'd frame, and then resolves the futures. A 2xx therefore always follows
+a durable write, and one fsync serves every request that arrived meanwhile.
+The loader (store/loader.py) moves the frames into the store in large
+transactions on its own thread.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from sitepulse.clock import Clock
 from sitepulse.model.records import StoredEvent, StoredLead
-from sitepulse.store.base import Store, StoreError
+from sitepulse.store.base import Store
+from sitepulse.store.journal import Journal, JournalError
+from sitepulse.store.loader import Loader
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +87,12 @@ CommitObserver = Callable[[WriteResult, float], None]
 
 
 class Writer:
-    """Owns all writes to the store. Thread-safe `submit`, one commit thread."""
+    """Owns all writes. Thread-safe `submit`; one journal thread, one loader thread."""
 
     def __init__(
         self,
         store: Store,
+        journal: Journal,
         *,
         clock: Clock,
         max_queue_events: int,
@@ -94,9 +101,12 @@ class Writer:
         dedupe_max_ids: int,
         on_commit: CommitObserver | None = None,
         on_error: Callable[[Exception], None] | None = None,
+        load_interval_ms: int = 500,
         session_refresh_ms: int = 5000,
+        on_load: Callable[[int, float], None] | None = None,
     ) -> None:
         self._store = store
+        self._journal = journal
         self._clock = clock
         self.max_queue_events = max_queue_events
         self._commit_max = commit_max_events
@@ -108,37 +118,45 @@ class Writer:
         self._recent = RecentIds(dedupe_window_ms, dedupe_max_ids)
         self._on_commit = on_commit
         self._on_error = on_error
+        self._loader = Loader(
+            store,
+            journal,
+            interval_ms=load_interval_ms,
+            max_events=commit_max_events,
+            session_refresh_ms=session_refresh_ms,
+            on_load=on_load,
+            on_error=on_error,
+        )
         self.commits = 0
-        # Sessions touched since the last refresh: id -> earliest event time seen.
-        self._touched: dict[int, int] = {}
-        self._refresh_ms = session_refresh_ms
-        self._last_refresh = time.monotonic()
 
     @property
     def queued_events(self) -> int:
         return self._queued_events
 
     @property
+    def unloaded_events(self) -> int:
+        return self._loader.buffered_events
+
+    @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive() and self._loader.alive
 
     def start(self) -> None:
-        """Load recent ids for idempotency across restarts, then start the thread."""
+        """Replay what the store missed, load recent ids for idempotency, start threads."""
         now = self._clock()
+        self._loader.recover(_decode_frame, now - 15 * 60_000)
         for event_id, received_at in reversed(
             self._store.recent_event_ids(now - self._recent.window_ms, self._recent.max_ids)
         ):
             self._recent.add(event_id, received_at)
-        # Sessions of the last minutes may have missed their refresh before a crash.
-        for session_id, first_ts in self._store.sessions_received_since(now - 15 * 60_000):
-            self._touched[session_id] = first_ts
+        self._loader.start()
         self._thread = threading.Thread(target=self._run, name="sitepulse-writer", daemon=True)
         self._thread.start()
 
     def submit(
         self, events: Sequence[StoredEvent], leads: Sequence[StoredLead] = ()
     ) -> asyncio.Future[WriteResult]:
-        """Queue a batch; the returned future resolves after its commit."""
+        """Queue a batch; the returned future resolves once it is durable."""
         loop = asyncio.get_running_loop()
         size = len(events) + len(leads)
         with self._cond:
@@ -152,20 +170,24 @@ class Writer:
             self._cond.notify()
         return future
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Commit what is queued, then stop the thread."""
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything acknowledged so far is visible to queries."""
+        return self._loader.flush(self._journal.end, timeout)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Journal what is queued, load everything, then stop both threads."""
         with self._cond:
             self._stopping = True
             self._cond.notify()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._loader.stop(timeout)
+        self._journal.close()
 
     def _take(self) -> list[_Pending]:
         with self._cond:
             while not self._queue and not self._stopping:
-                if self._touched and self._refresh_due():
-                    return []
-                self._cond.wait(timeout=self._refresh_ms / 1000 if self._touched else None)
+                self._cond.wait()
             taken: list[_Pending] = []
             count = 0
             while self._queue and (not taken or count < self._commit_max):
@@ -175,45 +197,20 @@ class Writer:
             self._queued_events -= count
             return taken
 
-    def _refresh_due(self) -> bool:
-        return (time.monotonic() - self._last_refresh) * 1000 >= self._refresh_ms
-
     def _run(self) -> None:
         while True:
             taken = self._take()
-            if taken:
-                self._commit(taken)
-            if self._touched and (self._refresh_due() or not taken or len(self._touched) > 50_000):
-                self._refresh_sessions()
-            if not taken and self._stopping and not self._queue:
+            if not taken:
                 return  # stopping and drained
-
-    def _refresh_sessions(self) -> None:
-        touched, self._touched = self._touched, {}
-        self._last_refresh = time.monotonic()
-        # Sessions never span a UTC day, so a day before the earliest event covers them.
-        since = min(touched.values()) - 86_400_000
-        try:
-            self._store.refresh_sessions(list(touched), since)
-        except StoreError as exc:
-            log.error("%s", exc)
-            if self._on_error is not None:
-                self._on_error(exc)
-            for session_id, ts in touched.items():
-                self._touched.setdefault(session_id, ts)
+            self._commit(taken)
 
     def _commit(self, taken: list[_Pending]) -> None:
         results = [WriteResult() for _ in taken]
         events: list[StoredEvent] = []
         leads: list[StoredLead] = []
         batch_ids: set[bytes] = set()
+        seen_leads: set[bytes] = set()
         recent = self._recent
-        lead_ids = [lead.lead_id for item in taken for lead in item.leads]
-        try:
-            known_leads = self._store.existing_lead_ids(lead_ids)
-        except StoreError as exc:
-            self._fail(taken, exc)
-            return
         for item, result in zip(taken, results, strict=True):
             for event in item.events:
                 eid = event.event_id
@@ -224,28 +221,26 @@ class Writer:
                 events.append(event)
                 result.stored_events.append(event)
             for lead in item.leads:
-                if lead.lead_id in known_leads:
+                # Its `lead` event carries the same id, so `recent` knows sent leads.
+                if lead.lead_id in recent or lead.lead_id in seen_leads:
                     result.duplicate_leads += 1
                     continue
-                known_leads.add(lead.lead_id)
+                seen_leads.add(lead.lead_id)
                 leads.append(lead)
                 result.stored_leads.append(lead)
         started = time.perf_counter()
-        try:
-            if events or leads:
-                self._store.write(events, leads)
-        except StoreError as exc:
-            self._fail(taken, exc)
-            return
+        if events or leads:
+            try:
+                offset = self._journal.append(_encode_frame((events, leads)))
+            except JournalError as exc:
+                self._fail(taken, exc)
+                return
+            self._loader.add(offset, events, leads)
         elapsed = time.perf_counter() - started
         self.commits += 1
         now = self._clock()
-        touched = self._touched
         for event in events:
             recent.add(event.event_id, event.received_at)
-            sid = event.session_id
-            if sid and (sid not in touched or event.ts < touched[sid]):
-                touched[sid] = event.ts
         recent.expire(now)
         for item, result in zip(taken, results, strict=True):
             item.loop.call_soon_threadsafe(_resolve, item.future, result)
@@ -267,6 +262,10 @@ class Writer:
             self._on_error(exc)
         for item in taken:
             item.loop.call_soon_threadsafe(_reject, item.future, exc)
+
+
+_encode_frame = msgspec.msgpack.Encoder().encode
+_decode_frame = msgspec.msgpack.Decoder(tuple[list[StoredEvent], list[StoredLead]]).decode
 
 
 def _resolve(future: asyncio.Future[WriteResult], result: WriteResult) -> None:

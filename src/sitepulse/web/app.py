@@ -198,7 +198,8 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             " printf('%016x', visitor_id), printf('%016x', session_id), url, path, page_group,"
             " referrer, utm_source, utm_medium, utm_campaign, click_id_kind, channel,"
             " channel_rule, source, medium, country, region, device, browser, os, is_bot,"
-            " bot_reason, props FROM events WHERE site = ? AND ts >= make_timestamp(?::BIGINT * 1000)"
+            " bot_reason, props FROM events"
+            " WHERE site = ? AND ts >= make_timestamp(?::BIGINT * 1000)"
         )
         args: list[Any] = [site.id, since]
         if params.get("type"):
@@ -206,6 +207,8 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
             args.append(params["type"])
         sql += " ORDER BY ts DESC LIMIT ?"
         args.append(limit)
+        # Read your writes: what was acknowledged is loaded before we look.
+        await run_in_threadpool(runtime.writer.flush)
         rows = await run_in_threadpool(runtime.store.query, sql, args)
         names = (
             "event_id",

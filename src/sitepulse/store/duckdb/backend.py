@@ -127,28 +127,47 @@ class DuckDBStore:
         return applied
 
     def write(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None:
+        self._insert(events, leads, None)
+
+    def load(
+        self, events: Sequence[StoredEvent], leads: Sequence[StoredLead], journal_offset: int
+    ) -> None:
+        """Insert rows and record how far the journal is loaded, in one transaction."""
+        self._insert(events, leads, journal_offset)
+
+    def journal_offset(self) -> int:
+        """How far the ingest journal has been loaded into this database."""
+        ((loaded,),) = self._con.execute("SELECT loaded FROM journal_state").fetchall()
+        return int(loaded)
+
+    def _insert(
+        self, events: Sequence[StoredEvent], leads: Sequence[StoredLead], offset: int | None
+    ) -> None:
         con = self._con
-        batch_events = _table(events, EVENT_COLUMNS, _EVENT_TYPES) if events else None
         try:
-            if not leads:
-                # One autocommit statement reading the Arrow table through a
-                # replacement scan: no BEGIN/COMMIT/register round trips.
-                con.execute("INSERT INTO events SELECT * FROM batch_events")
-                return
-            con.register("batch_leads", _table(leads, LEAD_COLUMNS, _LEAD_TYPES))
             con.execute("BEGIN TRANSACTION")
             try:
-                if batch_events is not None:
+                if events:
+                    con.register("batch_events", _table(events, EVENT_COLUMNS, _EVENT_TYPES))
                     con.execute("INSERT INTO events SELECT * FROM batch_events")
-                con.execute(
-                    f"INSERT INTO leads ({', '.join(LEAD_COLUMNS)}) SELECT * FROM batch_leads"
-                )
+                if leads:
+                    con.register("batch_leads", _table(leads, LEAD_COLUMNS, _LEAD_TYPES))
+                    # A lead re-sent after the idempotency window is still stored once.
+                    con.execute(
+                        f"INSERT OR IGNORE INTO leads ({', '.join(LEAD_COLUMNS)})"
+                        " SELECT * FROM batch_leads"
+                    )
+                if offset is not None:
+                    con.execute("UPDATE journal_state SET loaded = ?", [offset])
                 con.execute("COMMIT")
             except duckdb.Error:
                 con.execute("ROLLBACK")
                 raise
             finally:
-                con.unregister("batch_leads")
+                if events:
+                    con.unregister("batch_events")
+                if leads:
+                    con.unregister("batch_leads")
         except duckdb.Error as exc:
             raise StoreError(f"write failed: {exc}") from exc
 
