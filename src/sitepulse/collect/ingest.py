@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+from prometheus_client import Counter
 
 from sitepulse.clock import Clock
 from sitepulse.collect.payloads import CollectBatch, LeadSubmission, ServerEventBatch
@@ -84,6 +85,7 @@ class IngestService:
         self.sites_by_id = {site.id: site for site in settings.sites}
         self._tokens = [(token, self.sites_by_id[site]) for site, token in tokens.items()]
         self._drop_bots = settings.bots.action == "drop"
+        self._request_counters: dict[tuple[str, int], Counter] = {}
 
     def site_for_token(self, token: str) -> SiteConfig | None:
         """The site whose secret token this is (constant-time comparison)."""
@@ -94,7 +96,14 @@ class IngestService:
         return found
 
     def _count(self, endpoint: str, outcome: Outcome) -> Outcome:
-        self.metrics.requests.labels(endpoint, str(outcome.status)).inc()
+        key = (endpoint, outcome.status)
+        child = self._request_counters.get(key)
+        if child is None:
+            # labels() locks and builds a key each call; the children never change.
+            child = self._request_counters[key] = self.metrics.requests.labels(
+                endpoint, str(outcome.status)
+            )
+        child.inc()
         return outcome
 
     def _invalid(

@@ -17,11 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from sitepulse.collect.ingest import Outcome, error
 from sitepulse.config.models import SiteConfig
 from sitepulse.enrich.pipeline import Client
 from sitepulse.runtime import Runtime
+from sitepulse.web.fastpath import BeaconFastPath
 from sitepulse.web.http import (
     BodyTooLarge,
     ClientAddress,
@@ -86,7 +88,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     """Build the app around a runtime; the lifespan starts and stops it."""
     settings = runtime.settings
     ingest = runtime.ingest
@@ -115,15 +117,6 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
 
     async def preflight(request: Request) -> Response:
         return Response(status_code=204, headers=CORS)
-
-    async def collect(request: Request) -> Response:
-        try:
-            body = await read_body(request, beacon_limit)
-        except BodyTooLarge:
-            ingest.metrics.requests.labels("collect", "413").inc()
-            ingest.metrics.dropped.labels("too_large").inc()
-            return too_large(beacon_limit)
-        return outcome_response(await ingest.collect(body, client_of(request)), CORS)
 
     async def post_events(request: Request) -> Response:
         site = authenticate(request)
@@ -291,7 +284,7 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
 
     routes: list[BaseRoute] = [
         Route("/sp.js", sp_js, methods=["GET"]),
-        Route("/api/v1/collect", collect, methods=["POST"]),
+        # POST /api/v1/collect is served by BeaconFastPath in front of this app.
         Route("/api/v1/collect", preflight, methods=["OPTIONS"]),
         Route("/api/v1/events", post_events, methods=["POST"]),
         Route("/api/v1/events", get_events, methods=["GET"]),
@@ -303,4 +296,5 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> S
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *extra_routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return BeaconFastPath(app, ingest, client_ip, beacon_limit)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from sitepulse.collect.ingest import Outcome, error
 
-_encode = msgspec.json.Encoder().encode
+encode_json = msgspec.json.Encoder().encode
 
 
 class BodyTooLarge(Exception):
@@ -21,7 +21,7 @@ class BodyTooLarge(Exception):
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(body), status, headers=headers, media_type="application/json")
+    return Response(encode_json(body), status, headers=headers, media_type="application/json")
 
 
 def outcome_response(outcome: Outcome, extra: dict[str, str] | None = None) -> Response:
@@ -57,7 +57,8 @@ class ClientAddress:
 
     def __init__(self, trusted: Sequence[str]) -> None:
         self._networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
-        self.is_trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)
+        # Sized for many distinct visitor addresses in X-Forwarded-For, not just peers.
+        self.is_trusted = functools.lru_cache(maxsize=16384)(self._is_trusted)
 
     def _is_trusted(self, ip: str) -> bool:
         try:
@@ -68,7 +69,10 @@ class ClientAddress:
 
     def __call__(self, request: Request) -> str:
         peer = request.client.host if request.client else ""
-        forwarded = request.headers.get("x-forwarded-for")
+        return self.resolve(peer, request.headers.get("x-forwarded-for"))
+
+    def resolve(self, peer: str, forwarded: str | None) -> str:
+        """The client address given the TCP peer and its X-Forwarded-For header."""
         if not forwarded or not self.is_trusted(peer):
             return peer
         # Walk from the right: the last hop not ours is the client.
