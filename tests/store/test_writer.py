@@ -15,7 +15,7 @@ from sitepulse.model.records import StoredEvent
 from sitepulse.runtime import Runtime
 from sitepulse.store.duckdb import DuckDBStore
 from sitepulse.store.journal import Journal
-from sitepulse.store.writer import QueueFull, Writer
+from sitepulse.store.writer import QueueFull, RecentIds, Writer
 
 NOW = 1_795_000_000_000
 
@@ -134,3 +134,16 @@ def test_full_queue_refuses_with_429(tmp_path: Path) -> None:
         registry.get_sample_value("sitepulse_dropped_events_total", {"reason": "queue_full"}) == 1
     )
     runtime.store.close()
+
+
+def test_recent_ids_forget_by_generation() -> None:
+    recent = RecentIds(window_ms=60_000, max_ids=4)
+    ids = [uuid.uuid4().bytes for _ in range(6)]
+    recent.add(ids[0], 0)
+    recent.add(ids[1], 0)
+    recent.expire(1_000)  # half the bound reached: current becomes previous
+    assert ids[0] in recent and len(recent) == 2
+    recent.add(ids[2], 1_000)
+    recent.expire(31_000)  # half the window passed: the first generation is dropped
+    assert ids[0] not in recent and ids[2] in recent
+    assert ids[5] not in recent
