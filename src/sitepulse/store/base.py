@@ -45,10 +45,6 @@ class Store(Protocol):
         """(event_id, received_at) of events received since `since_ms`, newest first."""
         ...
 
-    def existing_lead_ids(self, lead_ids: Sequence[bytes]) -> set[bytes]:
-        """The subset of `lead_ids` already stored."""
-        ...
-
     def daily_salt(self, day: str, new_salt: bytes, keep_days: int) -> bytes:
         """The salt for `day` (ISO date), creating it from `new_salt`; forget older ones."""
         ...

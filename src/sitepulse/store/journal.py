@@ -9,6 +9,7 @@ frame at the tail (a crash mid-write) is detected and cut off.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import struct
@@ -17,11 +18,13 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from sitepulse.store.base import StoreError
+
 _HEADER = struct.Struct("<II")
 SEGMENT_BYTES = 64 * 1024 * 1024
 
 
-class JournalError(Exception):
+class JournalError(StoreError):
     """The journal could not be written or read."""
 
 
@@ -70,9 +73,14 @@ class Journal:
         if self._size and self._size + len(frame) > self.segment_bytes:
             self._rotate()
         try:
-            os.write(self._fd, frame)
+            written = os.write(self._fd, frame)
+            if written != len(frame):
+                raise OSError(f"short write: {written} of {len(frame)} bytes")
             os.fdatasync(self._fd)
         except OSError as exc:
+            # Cut any partial frame so later frames are not hidden behind it.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
             raise JournalError(f"journal write failed: {exc}") from exc
         self._size += len(frame)
         return self.end

@@ -203,19 +203,6 @@ class DuckDBStore:
         ).fetchall()
         return [(row[0].bytes, int(row[1])) for row in rows]
 
-    def existing_lead_ids(self, lead_ids: Sequence[bytes]) -> set[bytes]:
-        if not lead_ids:
-            return set()
-        table = pa.table({"id": _column(list(lead_ids), _UUID)})
-        self._con.register("probe_ids", table)
-        try:
-            rows = self._con.execute(
-                "SELECT lead_id FROM leads WHERE lead_id IN (SELECT id FROM probe_ids)"
-            ).fetchall()
-        finally:
-            self._con.unregister("probe_ids")
-        return {row[0].bytes for row in rows}
-
     def daily_salt(self, day: str, new_salt: bytes, keep_days: int) -> bytes:
         with self._meta_lock:
             con = self._meta
