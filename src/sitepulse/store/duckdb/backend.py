@@ -51,7 +51,7 @@ def _migrations() -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def _column(values: list[Any], dtype: pa.DataType | None) -> pa.Array:
+def _column(values: Sequence[Any], dtype: pa.DataType | None) -> pa.Array:
     if dtype is _UUID:
         return pa.ExtensionArray.from_storage(_UUID, pa.array(values, pa.binary(16)))
     if dtype is None:
@@ -60,11 +60,10 @@ def _column(values: list[Any], dtype: pa.DataType | None) -> pa.Array:
 
 
 def _table(rows: Sequence[Any], columns: tuple[str, ...], types: dict[str, Any]) -> pa.Table:
-    # Transposing tuples is several times faster than a getattr per cell.
+    # Transposing tuples is several times faster than a getattr per cell, and
+    # pyarrow reads the transposed tuples as they are.
     values = zip(*map(msgspec.structs.astuple, rows), strict=True)
-    data = {
-        name: _column(list(col), types.get(name)) for name, col in zip(columns, values, strict=True)
-    }
+    data = {name: _column(col, types.get(name)) for name, col in zip(columns, values, strict=True)}
     return pa.table(data)
 
 
