@@ -178,8 +178,11 @@ class Writer:
         with self._cond:
             if self._stopping:
                 raise WriterStopped("the writer is stopping")
-            if self._queued_events + size > self.max_queue_events and self._queued_events > 0:
-                raise QueueFull(f"ingest queue holds {self._queued_events} events")
+            # The bound covers rows waiting for the journal and rows waiting for
+            # the store: a stalled loader turns into 429s, never into memory.
+            pending = self._queued_events + self._loader.buffered_events
+            if pending + size > self.max_queue_events and pending > 0:
+                raise QueueFull(f"{pending} events are waiting to be written")
             future: asyncio.Future[WriteResult] = loop.create_future()
             self._queue.append(_Pending(events, leads, loop, future))
             self._queued_events += size
