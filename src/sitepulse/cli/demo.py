@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.panel import Panel
 
-from sitepulse.cli.serving import build_server, limit_malloc_arenas, tune_gc
+from sitepulse.cli.serving import build_server, tune_allocators, tune_gc
 from sitepulse.config import Settings, SiteConfig
 from sitepulse.demo.catalog import DEFAULT_HOST, DEFAULT_TIMEZONE
 from sitepulse.demo.traffic import TrafficConfig, backfill, run_live
@@ -79,7 +79,7 @@ def run_demo(
 ) -> None:
     """Serve the demo until interrupted."""
     settings = demo_settings(settings, data=data, port=port)
-    limit_malloc_arenas()
+    tune_allocators()
     server, runtime = build_server(settings)
     tune_gc()
     base = f"http://{server.config.host}:{server.config.port}"
