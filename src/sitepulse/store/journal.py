@@ -21,7 +21,8 @@ from pathlib import Path
 from sitepulse.store.base import StoreError
 
 _HEADER = struct.Struct("<II")
-SEGMENT_BYTES = 64 * 1024 * 1024
+# Start-up reads the newest segment whole to find its end: keep segments small.
+SEGMENT_BYTES = 16 * 1024 * 1024
 
 
 class JournalError(StoreError):
@@ -45,6 +46,7 @@ class Journal:
         if not self._segments:
             self._segments = [0]
             (folder / _segment_name(0)).touch()
+            _fsync_dir(folder)
         self._repair_tail()
         last = self._segments[-1]
         self._fd = os.open(self.folder / _segment_name(last), os.O_WRONLY | os.O_APPEND)
@@ -93,11 +95,7 @@ class Journal:
             self._segments.append(self._start)
         path = self.folder / _segment_name(self._start)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new segment's name must survive a crash too
-        finally:
-            os.close(dir_fd)
+        _fsync_dir(self.folder)
 
     def read_from(self, offset: int) -> Iterator[tuple[int, bytes]]:
         """(offset past the frame, payload) for every frame that ends after `offset`."""
@@ -125,6 +123,15 @@ class Journal:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a new segment's name survive a crash, not only its contents."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _frames(data: bytes, pos: int) -> Iterator[tuple[int, int, bytes]]:
