@@ -54,3 +54,18 @@ def test_forget_removes_only_fully_loaded_segments(tmp_path: Path) -> None:
     assert after < before
     assert [end for end, _ in journal.read_from(ends[3])] == ends[4:]
     journal.close()
+
+
+def test_prepared_segment_is_used_and_restart_keeps_the_end(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, segment_bytes=300)
+    journal.append(bytes(200))
+    journal.prepare_next()
+    assert len(list(tmp_path.glob("*.journal"))) == 2
+    end = journal.end
+    journal.close()
+    reopened = Journal(tmp_path, segment_bytes=300)
+    assert reopened.end == end  # the empty spare is not mistaken for the tail
+    second = reopened.append(bytes(200))  # rotates into the prepared segment
+    assert second > end
+    assert [e for e, _ in reopened.read_from(0)] == [end, second]
+    reopened.close()

@@ -5,12 +5,16 @@ frames into the analytical store in large transactions and records the last
 loaded offset there, so a crash between the two is repaired by replaying
 the journal from that offset. Frames are `length | crc32 | payload`; a torn
 frame at the tail (a crash mid-write) is detected and cut off.
+
+Segments are numbered; an offset is `segment number * SEGMENT_SPAN + position`.
+Creating a file and fsyncing its directory can take 100+ ms while the store
+checkpoints, so the loader thread creates the next segment ahead of time
+(`prepare_next`) and the writer only switches to it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import struct
 import threading
@@ -23,46 +27,48 @@ from sitepulse.store.base import StoreError
 _HEADER = struct.Struct("<II")
 # Start-up reads the newest segment whole to find its end: keep segments small.
 SEGMENT_BYTES = 16 * 1024 * 1024
+SEGMENT_SPAN = 1 << 40  # offsets within a segment never reach this
 
 
 class JournalError(StoreError):
     """The journal could not be written or read."""
 
 
-def _segment_name(start: int) -> str:
-    return f"{start:020d}.journal"
+def _name(seq: int) -> str:
+    return f"{seq:012d}.journal"
 
 
 class Journal:
-    """Segments named by the global offset of their first byte."""
+    """Numbered segments of checksummed frames in one folder."""
 
     def __init__(self, folder: Path, *, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.folder = folder
         self.segment_bytes = segment_bytes
-        # Appends come from the writer thread, forgetting from the loader thread.
+        # The writer thread appends and rotates; the loader thread prepares and forgets.
         self._lock = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
-        self._segments = sorted(int(p.name.split(".")[0]) for p in folder.glob("*.journal"))
-        if not self._segments:
-            self._segments = [0]
-            (folder / _segment_name(0)).touch()
+        self._seqs = sorted(int(p.name.split(".")[0]) for p in folder.glob("*.journal"))
+        if not self._seqs:
+            self._seqs = [0]
+            (folder / _name(0)).touch()
             _fsync_dir(folder)
-        self._repair_tail()
-        last = self._segments[-1]
-        self._fd = os.open(self.folder / _segment_name(last), os.O_WRONLY | os.O_APPEND)
-        self._start = last
+        self._seq = self._seqs[-1]
+        if len(self._seqs) > 1 and (folder / _name(self._seq)).stat().st_size == 0:
+            self._seq = self._seqs[-2]  # the newest is a spare prepared ahead of time
+        self._repair_tail(self._seq)
+        self._fd = os.open(folder / _name(self._seq), os.O_WRONLY | os.O_APPEND)
         self._size = os.fstat(self._fd).st_size
 
     @property
     def end(self) -> int:
         """Offset just past the last frame written."""
-        return self._start + self._size
+        return self._seq * SEGMENT_SPAN + self._size
 
-    def _repair_tail(self) -> None:
-        path = self.folder / _segment_name(self._segments[-1])
+    def _repair_tail(self, seq: int) -> None:
+        path = self.folder / _name(seq)
         data = path.read_bytes()
         good = 0
-        for _, next_pos, _ in _frames(data, 0):
+        for _, next_pos, _ in _frames(data):
             good = next_pos
         if good < len(data):
             with path.open("r+b") as handle:
@@ -87,39 +93,51 @@ class Journal:
         self._size += len(frame)
         return self.end
 
-    def _rotate(self) -> None:
-        os.close(self._fd)
-        self._start = self.end
-        self._size = 0
+    def prepare_next(self) -> None:
+        """Create the next segment now, off the acknowledgement path."""
         with self._lock:
-            self._segments.append(self._start)
-        path = self.folder / _segment_name(self._start)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        _fsync_dir(self.folder)
+            nxt = self._seq + 1
+            if nxt in self._seqs:
+                return
+            (self.folder / _name(nxt)).touch()
+            _fsync_dir(self.folder)
+            self._seqs.append(nxt)
+
+    def _rotate(self) -> None:
+        with self._lock:
+            nxt = self._seq + 1
+            prepared = nxt in self._seqs
+            if not prepared:
+                self._seqs.append(nxt)
+        path = self.folder / _name(nxt)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        if not prepared:
+            _fsync_dir(self.folder)
+        os.close(self._fd)
+        self._fd, self._seq, self._size = fd, nxt, 0
 
     def read_from(self, offset: int) -> Iterator[tuple[int, bytes]]:
-        """(offset past the frame, payload) for every frame that ends after `offset`."""
+        """(offset past the frame, payload) for every frame that starts at or after `offset`."""
+        first_seq, first_pos = divmod(offset, SEGMENT_SPAN)
         with self._lock:
-            segments = list(self._segments)
-        for start in segments:
-            path = self.folder / _segment_name(start)
+            seqs = [s for s in self._seqs if s >= first_seq]
+        for seq in seqs:
+            path = self.folder / _name(seq)
             if not path.exists():
                 continue
-            data = path.read_bytes()
-            if start + len(data) <= offset:
-                continue
-            for pos, next_pos, payload in _frames(data, 0):
-                if start + pos >= offset:
-                    yield start + next_pos, payload
+            base = seq * SEGMENT_SPAN
+            for pos, next_pos, payload in _frames(path.read_bytes()):
+                if seq > first_seq or pos >= first_pos:
+                    yield base + next_pos, payload
 
     def forget_before(self, offset: int) -> None:
-        """Delete whole segments that end at or before `offset` (already loaded)."""
+        """Delete the segments wholly before `offset` (already loaded)."""
+        keep_from = offset // SEGMENT_SPAN
         with self._lock:
-            segments = self._segments
-            doomed = [s for s, nxt in itertools.pairwise(segments) if nxt <= offset]
-            self._segments = [s for s in segments if s not in doomed]
-        for start in doomed:
-            (self.folder / _segment_name(start)).unlink(missing_ok=True)
+            doomed = [s for s in self._seqs if s < keep_from]
+            self._seqs = [s for s in self._seqs if s >= keep_from]
+        for seq in doomed:
+            (self.folder / _name(seq)).unlink(missing_ok=True)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -134,8 +152,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def _frames(data: bytes, pos: int) -> Iterator[tuple[int, int, bytes]]:
-    size = len(data)
+def _frames(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    pos, size = 0, len(data)
     while pos + _HEADER.size <= size:
         length, crc = _HEADER.unpack_from(data, pos)
         end = pos + _HEADER.size + length

@@ -185,6 +185,7 @@ class Loader:
             self._loaded = offset
             self._cond.notify_all()
         self._journal.forget_before(offset)
+        self._journal.prepare_next()
         if self._on_load is not None:
             self._on_load(len(events) + len(leads), elapsed)
 
