@@ -6,7 +6,9 @@ acknowledgement; it also keeps the derived sessions table up to date.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -139,6 +141,11 @@ class Loader:
         )
 
     def _run(self) -> None:
+        # Loading can wait a few milliseconds; acknowledgements should not. On
+        # Linux a thread has its own nice value, so the scheduler favours the
+        # request thread when both want the same core.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while True:
             with self._cond:
                 while not self._due() and not self._stopping:
