@@ -15,6 +15,7 @@ from sitepulse.enrich.channel import ChannelClassifier
 from sitepulse.enrich.geo import GeoLookup, bundled_database
 from sitepulse.enrich.pipeline import Enricher
 from sitepulse.enrich.privacy import DailySalt
+from sitepulse.enrich.useragent import parse_agent
 from sitepulse.export.metrics import Metrics
 from sitepulse.store.duckdb import DuckDBStore
 from sitepulse.store.journal import Journal
@@ -82,6 +83,9 @@ class Runtime:
         return cls(settings, store, writer, service, metrics, geo, tokens)
 
     def start(self) -> None:
+        # ua-parser compiles its rule set on first use (~0.25 s): pay it now,
+        # not in the first visitor's request.
+        parse_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36")
         self.writer.start()
 
     def stop(self) -> None:
