@@ -74,9 +74,9 @@ class Loader:
 
     def recover(
         self, decode: Callable[[bytes], tuple[list[StoredEvent], list[StoredLead]]], since_ms: int
-    ) -> list[StoredEvent]:
-        """Load journal frames the store has not seen (after a crash); returns their events."""
-        replayed: list[StoredEvent] = []
+    ) -> int:
+        """Load journal frames the store has not seen (after a crash); returns the row count."""
+        replayed = 0
         events: list[StoredEvent] = []
         leads: list[StoredLead] = []
         end = self._loaded
@@ -86,13 +86,13 @@ class Loader:
             leads.extend(chunk_leads)
             if len(events) + len(leads) >= self._max_events:
                 self._store.load(events, leads, end)
-                replayed.extend(events)
+                replayed += len(events) + len(leads)
                 events, leads = [], []
         if events or leads or end != self._loaded:
             self._store.load(events, leads, end)
-            replayed.extend(events)
+            replayed += len(events) + len(leads)
         if replayed:
-            log.warning("replayed %d events from the ingest journal", len(replayed))
+            log.warning("replayed %d rows from the ingest journal", replayed)
         self._loaded = end
         self._journal.forget_before(end)
         for session_id, first_ts in self._store.sessions_received_since(since_ms):

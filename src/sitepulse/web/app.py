@@ -25,6 +25,7 @@ from sitepulse.enrich.pipeline import Client
 from sitepulse.runtime import Runtime
 from sitepulse.web.fastpath import BeaconFastPath
 from sitepulse.web.http import (
+    CORS,
     BodyTooLarge,
     ClientAddress,
     json_response,
@@ -37,12 +38,6 @@ from sitepulse.web.openapi import build_openapi
 log = logging.getLogger(__name__)
 
 MAX_EPOCH_MS = 32_503_680_000_000
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
-    "Access-Control-Max-Age": "86400",
-}
 
 
 class Collector:

@@ -13,15 +13,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sitepulse.collect.ingest import IngestService, Outcome, error
 from sitepulse.enrich.pipeline import Client
-from sitepulse.web.http import ClientAddress, encode_json
+from sitepulse.web.http import CORS, ClientAddress, encode_json
 
 COLLECT_PATH = "/api/v1/collect"
-_BASE_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-methods", b"POST, OPTIONS"),
-    (b"access-control-allow-headers", b"Content-Type"),
-    (b"access-control-max-age", b"86400"),
+_BASE_HEADERS = [(b"content-type", b"application/json")] + [
+    (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in CORS.items()
 ]
 
 

@@ -15,6 +15,14 @@ from sitepulse.collect.ingest import Outcome, error
 
 encode_json = msgspec.json.Encoder().encode
 
+# Browsers post beacons and lead forms from the site's own origin.
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "86400",
+}
+
 
 class BodyTooLarge(Exception):
     pass
