@@ -1,0 +1,1 @@
+"""Analyses over stored events and leads: scoring, attribution, funnels, experiments, vitals, KPIs."""
