@@ -86,6 +86,9 @@ class Runtime:
         # ua-parser compiles its rule set on first use (~0.25 s): pay it now,
         # not in the first visitor's request.
         parse_agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36")
+        self.writer.recover()
+        # Session ids are numbered in order: continue after the last one stored.
+        self.ingest.enricher.sessions.resume_after(self.store.last_session_seq())
         self.writer.start()
 
     def stop(self) -> None:

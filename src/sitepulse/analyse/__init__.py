@@ -1,1 +1,4 @@
-"""Analyses over stored events and leads: scoring, attribution, funnels, experiments, vitals, KPIs."""
+"""Analyses over stored events and leads.
+
+Scoring, attribution, funnels, experiments, Web Vitals and KPIs.
+"""

@@ -27,7 +27,7 @@ from sitepulse.enrich.privacy import DailySalt, id_from_string, visitor_hash
 from sitepulse.enrich.sessions import SessionState, SessionTracker
 from sitepulse.enrich.useragent import Agent, parse_agent
 from sitepulse.errors import InvalidInput
-from sitepulse.model.records import StoredEvent, StoredLead
+from sitepulse.model.records import SEQUENTIAL_SESSION_IDS, StoredEvent, StoredLead
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _encode = msgspec.json.Encoder().encode
@@ -91,7 +91,20 @@ def _source_key(landing: Landing, referrer: str, own_hosts: tuple[str, ...]) -> 
 _landing = functools.lru_cache(maxsize=16384)(parse_landing)
 
 
+def _session_key(site: SiteConfig, visitor_id: int, given_session: str) -> tuple[str, int] | None:
+    """How the tracker finds a session: by the id a backend gave, else by visitor."""
+    if given_session:
+        # Given ids live above the sequential range (see SEQUENTIAL_SESSION_IDS).
+        return ("s:" + site.id, id_from_string(site.id, given_session) | SEQUENTIAL_SESSION_IDS)
+    if visitor_id:
+        return (site.id, visitor_id)
+    return None
+
+
 def _props(props: dict[str, PropValue]) -> str | None:
+    if "pageview_id" in props:
+        # Stored as page_seq: a small number instead of a UUID per event.
+        props = {k: v for k, v in props.items() if k != "pageview_id"}
     return _encode(props).decode() if props else None
 
 
@@ -167,11 +180,8 @@ class Enricher:
         given_session: str,
     ) -> SessionState | None:
         site = visit.site
-        if given_session:
-            key = ("s:" + site.id, id_from_string(site.id, given_session))
-        elif visit.visitor_id:
-            key = (site.id, visit.visitor_id)
-        else:
+        key = _session_key(site, visit.visitor_id, given_session)
+        if key is None:
             return None
         if is_pageview:
             source_key = _source_key(landing, referrer, site.hosts)
@@ -216,8 +226,13 @@ class Enricher:
             referrer=referrer,
             given_session=given_session,
         )
+        page_seq = 0
         if state is not None:
             decision, session_id, first = state.decision, state.session_id, state.landing
+            if type_ == "pageview":
+                page_seq = state.new_page(str(uuid.UUID(bytes=event_id)))
+            else:
+                page_seq = state.page_of(props.get("pageview_id"))
         else:
             decision = self._classifier.classify(
                 landing, referrer, own_hosts=frozenset(visit.site.hosts)
@@ -245,7 +260,9 @@ class Enricher:
             utm_term=first.utm_term,
             utm_content=first.utm_content,
             click_id_kind=first.click_id_kind,
-            click_id=landing.click_id,
+            # The click id identifies the ad click that landed on this page: the
+            # page view carries it, the page's later events need not repeat it.
+            click_id=landing.click_id if type_ == "pageview" else "",
             channel=decision.channel,
             channel_rule=decision.rule,
             source=decision.source,
@@ -258,6 +275,7 @@ class Enricher:
             is_bot=bool(visit.bot_reason),
             bot_reason=visit.bot_reason,
             props=_props(props),
+            page_seq=page_seq,
         )
 
     def _check_ts(
@@ -358,12 +376,9 @@ class Enricher:
             props={},
             given_session=sub.session_id,
         )
-        state = self.sessions.get(
-            ("s:" + site.id, id_from_string(site.id, sub.session_id))
-            if sub.session_id
-            else (site.id, visit.visitor_id)
-        )
-        click_id = state.landing.click_id if state is not None else event.click_id
+        key = _session_key(site, visit.visitor_id, sub.session_id)
+        state = self.sessions.get(key) if key is not None else None
+        click_id = (state.landing if state is not None else _landing(sub.url)).click_id
         lead = StoredLead(
             lead_id=lead_id,
             ts=ts,

@@ -10,11 +10,16 @@ used, which keeps campaign attribution honest.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sitepulse.enrich.channel import ChannelDecision
 from sitepulse.enrich.landing import Landing
-from sitepulse.enrich.privacy import hash64
+from sitepulse.model.records import SEQUENTIAL_SESSION_IDS
+
+# A session remembers this many of its page-view ids, enough for every tab a
+# visitor plausibly keeps sending engagement from.
+_PAGE_IDS_KEPT = 32
+_MAX_PAGE_SEQ = 65_535
 
 
 @dataclass(slots=True)
@@ -27,15 +32,38 @@ class SessionState:
     decision: ChannelDecision
     landing: Landing
     source_key: tuple[str, ...]
+    pages: int = 0
+    page_ids: dict[str, int] = field(default_factory=dict)
+
+    def new_page(self, page_id: str) -> int:
+        """Number a page view of this session (1, 2, ...) and remember its id."""
+        if self.pages < _MAX_PAGE_SEQ:
+            self.pages += 1
+        ids = self.page_ids
+        ids[page_id] = self.pages
+        if len(ids) > _PAGE_IDS_KEPT:
+            del ids[next(iter(ids))]
+        return self.pages
+
+    def page_of(self, page_id: object) -> int:
+        """The number of the page view an event names; the latest one when it names none."""
+        if isinstance(page_id, str):
+            return self.page_ids.get(page_id.lower(), 0)
+        return self.pages
 
 
 class SessionTracker:
     """Maps visitors (or explicit session ids) to their open session; LRU-bounded."""
 
-    def __init__(self, timeout_ms: int, max_entries: int) -> None:
+    def __init__(self, timeout_ms: int, max_entries: int, last_id: int = 0) -> None:
         self.timeout_ms = timeout_ms
         self.max_entries = max_entries
         self._open: OrderedDict[tuple[str, int], SessionState] = OrderedDict()
+        self.last_id = last_id
+
+    def resume_after(self, last_id: int) -> None:
+        """Continue numbering after `last_id` (the highest id already stored)."""
+        self.last_id = max(self.last_id, last_id)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -68,14 +96,15 @@ class SessionTracker:
         source_key: tuple[str, ...],
         session_id: int | None = None,
     ) -> SessionState:
-        """Open a session; its id derives from the visitor and start time unless given."""
-        sid = (
-            session_id
-            if session_id is not None
-            else hash64(
-                b"session", key[0].encode(), key[1].to_bytes(8, "little"), ts.to_bytes(8, "little")
-            )
-        )
+        """Open a session; it gets the next sequential id unless one is given."""
+        if session_id is None:
+            # Numbers in arrival order bit-pack to a byte or two per event; a
+            # random 64-bit hash costs eight.
+            self.last_id += 1
+            if self.last_id >= SEQUENTIAL_SESSION_IDS:
+                self.last_id = 1
+            session_id = self.last_id
+        sid = session_id
         state = SessionState(sid, ts, ts // 86_400_000, decision, landing, source_key)
         self._open[key] = state
         self._open.move_to_end(key)

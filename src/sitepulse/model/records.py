@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import msgspec
 
+# Session ids below this bound are numbered in order by the session tracker
+# (small numbers compress to a byte or two); ids a site backend gives are
+# hashed into the range above it.
+SEQUENTIAL_SESSION_IDS = 1 << 40
+
 
 class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     """One enriched event, ready for the events table. Times are epoch ms, UTC."""
 
-    event_id: bytes  # 16-byte UUID
+    event_id: bytes  # 16-byte UUID; the store clears it after the dedupe window
     ts: int
     received_at: int
     site: str
@@ -41,6 +46,8 @@ class StoredEvent(msgspec.Struct, frozen=True, gc=False):
     is_bot: bool
     bot_reason: str
     props: str | None  # JSON text, None when empty
+    # The n-th page view of the session this event belongs to; 0 when unknown.
+    page_seq: int = 0
 
 
 class StoredLead(msgspec.Struct, frozen=True, gc=False):

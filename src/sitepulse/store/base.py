@@ -41,6 +41,18 @@ class Store(Protocol):
         """How far the ingest journal has been loaded."""
         ...
 
+    def housekeeping(self, now_ms: int, id_window_ms: int) -> None:
+        """Periodic upkeep from the loader: expire old event ids, checkpoint when due."""
+        ...
+
+    def last_session_seq(self) -> int:
+        """The highest sequential session id stored, 0 for none."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Make everything committed part of the main file."""
+        ...
+
     def recent_event_ids(self, since_ms: int, limit: int) -> list[tuple[bytes, int]]:
         """(event_id, received_at) of events received since `since_ms`, newest first."""
         ...

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sitepulse.clock import Clock, system_clock
 from sitepulse.model.records import StoredEvent, StoredLead
 from sitepulse.store.base import Store, StoreError
 from sitepulse.store.journal import Journal
@@ -40,6 +41,9 @@ class Loader:
         interval_ms: int = 500,
         max_events: int = 20_000,
         session_refresh_ms: int = 5000,
+        housekeeping_ms: int = 60_000,
+        id_window_ms: int = 86_400_000,
+        clock: Clock = system_clock,
         on_load: Callable[[int, float], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
@@ -48,6 +52,10 @@ class Loader:
         self._interval = interval_ms / 1000
         self._max_events = max_events
         self._refresh = session_refresh_ms / 1000
+        self._housekeeping = housekeeping_ms / 1000
+        self._id_window_ms = id_window_ms
+        self._clock = clock
+        self._last_housekeeping = time.monotonic()
         self._on_load = on_load
         self._on_error = on_error
         self._cond = threading.Condition()
@@ -166,6 +174,8 @@ class Loader:
                 self._refresh_sessions()
             if stopping and not chunks:
                 return
+            if time.monotonic() - self._last_housekeeping >= self._housekeeping:
+                self._tidy()
 
     def _load(self, chunks: list[_Chunk]) -> None:
         events = [e for c in chunks for e in c.events]
@@ -195,6 +205,15 @@ class Loader:
         self._journal.prepare_next()
         if self._on_load is not None:
             self._on_load(len(events) + len(leads), elapsed)
+
+    def _tidy(self) -> None:
+        self._last_housekeeping = time.monotonic()
+        try:
+            self._store.housekeeping(self._clock(), self._id_window_ms)
+        except StoreError as exc:
+            log.error("%s", exc)
+            if self._on_error is not None:
+                self._on_error(exc)
 
     def _refresh_sessions(self) -> None:
         touched, self._touched = self._touched, {}

@@ -140,10 +140,13 @@ class Writer:
             interval_ms=load_interval_ms,
             max_events=commit_max_events,
             session_refresh_ms=session_refresh_ms,
+            id_window_ms=dedupe_window_ms,
+            clock=clock,
             on_load=on_load,
             on_error=on_error,
         )
         self.commits = 0
+        self._recovered = False
 
     @property
     def queued_events(self) -> int:
@@ -157,14 +160,21 @@ class Writer:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._loader.alive
 
-    def start(self) -> None:
-        """Replay what the store missed, load recent ids for idempotency, start threads."""
+    def recover(self) -> None:
+        """Replay what the store missed and load recent ids for idempotency."""
+        if self._recovered:
+            return
         now = self._clock()
         self._loader.recover(_decode_frame, now - 15 * 60_000)
         for event_id, received_at in reversed(
             self._store.recent_event_ids(now - self._recent.window_ms, self._recent.max_ids)
         ):
             self._recent.add(event_id, received_at)
+        self._recovered = True
+
+    def start(self) -> None:
+        """Recover (if not done yet), then start the journal and loader threads."""
+        self.recover()
         self._loader.start()
         self._thread = threading.Thread(target=self._run, name="sitepulse-writer", daemon=True)
         self._thread.start()

@@ -183,7 +183,8 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
             )
         sql = (
             "SELECT event_id::VARCHAR, epoch_ms(ts), epoch_ms(received_at), type, name, value,"
-            " printf('%016x', visitor_id), printf('%016x', session_id), url, path, page_group,"
+            " printf('%016x', visitor_id), printf('%016x', session_id), page_seq, url, path,"
+            " page_group,"
             " referrer, utm_source, utm_medium, utm_campaign, click_id_kind, channel,"
             " channel_rule, source, medium, country, region, device, browser, os, is_bot,"
             " bot_reason, props FROM events"
@@ -207,6 +208,7 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
             "value",
             "visitor_id",
             "session_id",
+            "page_seq",
             "url",
             "path",
             "page_group",
