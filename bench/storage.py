@@ -291,6 +291,8 @@ class Traffic:
         self.target = events
         # About 30 events per session: pick the session rate that fills `days`.
         self.sessions_per_ms = events / 30 / (days * DAY_MS)
+        # The session tracker numbers sessions in order (enrich/sessions.py).
+        self.last_session = 0
 
     def visitor(self) -> Visitor:
         rng = self.rng
@@ -347,9 +349,8 @@ class Traffic:
             visitor.key.to_bytes(8, "little"),
             b"" if visitor.consented else day.to_bytes(4, "little"),
         )
-        sid = hash64(
-            b"session", SITE.encode(), vid.to_bytes(8, "little"), start.to_bytes(8, "little")
-        )
+        self.last_session += 1
+        sid = self.last_session
         query, referrer = arrival(rng)
         path = weighted(rng, PAGES) if rng.random() < 0.6 else "/"
         if query and rng.random() < 0.5:
@@ -394,6 +395,7 @@ class _Session:
         self.decision = decision
         self.first = first
         self.events: list[StoredEvent] = []
+        self.page_seq = 0
 
     def add(
         self,
@@ -405,7 +407,6 @@ class _Session:
         value: float | None = None,
         props: dict[str, PropValue] | None = None,
         referrer: str = "",
-        event_id: bytes | None = None,
     ) -> None:
         # sp.js flushes every 5 s: the events of one flush share its arrival time.
         received = ts - (ts - page_start) % 5_000 + 5_000 + self.rng.randint(30, 400)
@@ -413,7 +414,7 @@ class _Session:
         segment = landing.path.split("/", 2)[1] if landing.path not in ("", "/") else ""
         self.events.append(
             StoredEvent(
-                event_id=event_id or uuid.UUID(int=self.rng.getrandbits(128), version=4).bytes,
+                event_id=uuid.UUID(int=self.rng.getrandbits(128), version=4).bytes,
                 ts=ts,
                 received_at=received,
                 site=SITE,
@@ -433,7 +434,7 @@ class _Session:
                 utm_term=first.utm_term,
                 utm_content=first.utm_content,
                 click_id_kind=first.click_id_kind,
-                click_id=landing.click_id,
+                click_id=landing.click_id if type_ == "pageview" else "",
                 channel=decision.channel,
                 channel_rule=decision.rule,
                 source=decision.source,
@@ -446,15 +447,16 @@ class _Session:
                 is_bot=bool(agent.bot_reason),
                 bot_reason=agent.bot_reason,
                 props=_encode(props).decode() if props else None,
+                page_seq=self.page_seq,
             )
         )
 
     def page(self, t0: int, landing: Landing, referrer: str, submits: bool) -> int:
         """All events of one page view from `t0`; returns when the visitor left."""
         rng = self.rng
-        pv = uuid.UUID(int=rng.getrandbits(128), version=4)
-        self.add(landing, t0, t0, "pageview", referrer=referrer, event_id=pv.bytes)
-        page_id = str(pv)
+        # The enricher turns the browser's pageview_id into this page number.
+        self.page_seq += 1
+        self.add(landing, t0, t0, "pageview", referrer=referrer)
         slow = 1.5 if self.agent.device == "mobile" else 1.0
         for metric, median, good, poor in VITALS[: 2 if self.agent.bot_reason else 4]:
             value = median * slow * rng.lognormvariate(0, 0.45)
@@ -484,7 +486,7 @@ class _Session:
                     "engagement",
                     "scroll",
                     mark,
-                    {"milestone": True, "pageview_id": page_id},
+                    {"milestone": True},
                 )
         if landing.path in ("/", "/pricing"):
             self.add(
@@ -523,18 +525,11 @@ class _Session:
                 float(round(110 * slow * rng.lognormvariate(0, 0.55))),
                 {"rating": "good", "navigation_type": "navigate"},
             )
-        view: dict[str, PropValue] = {"pageview_id": page_id}
-        self.add(landing, leave, t0, "engagement", "scroll", depth, view)
+        self.add(landing, leave, t0, "engagement", "scroll", depth)
         self.add(
-            landing,
-            leave,
-            t0,
-            "engagement",
-            "engaged_time",
-            int(dwell * rng.uniform(0.4, 0.95)),
-            view,
+            landing, leave, t0, "engagement", "engaged_time", int(dwell * rng.uniform(0.4, 0.95))
         )
-        self.add(landing, leave, t0, "engagement", "page_leave", dwell, view)
+        self.add(landing, leave, t0, "engagement", "page_leave", dwell)
         return leave
 
     def form(self, landing: Landing, t0: int, leave: int, submits: bool) -> int:
@@ -627,58 +622,21 @@ def scratch_bytes(source: Path, scratch: Path, select: str) -> int:
 
 
 # Each variant is a SELECT over db.events, measured alone in a fresh file.
-_PAGE_SEQ = """
-    SELECT event_id::VARCHAR AS page_id,
-           row_number() OVER (PARTITION BY session_id ORDER BY ts)::UTINYINT AS page_seq
-    FROM db.events WHERE type = 'pageview'
-"""
-_DENSE_IDS = """
-    SELECT session_id, row_number() OVER (ORDER BY min(rowid))::UINTEGER AS sid,
-           arg_min(visitor_id, rowid) AS visitor_id
-    FROM db.events GROUP BY session_id
-"""
-# Every change that needs no reordering: no event_id, pageview_id as a page
-# number, received_at as an offset, click_id kept by sessions and leads only,
-# dense 32-bit visitor and session numbers.
-_SLIM = f"""
-SELECT e.* EXCLUDE (event_id, props, received_at, click_id, visitor_id, session_id),
-       dense_rank() OVER (ORDER BY ids.visitor_id)::UINTEGER AS visitor_id,
-       ids.sid AS session_id,
-       (epoch_ms(e.received_at) - epoch_ms(e.ts))::INTEGER AS received_after_ms,
-       pv.page_seq,
-       nullif(json_merge_patch(e.props, '{{"pageview_id": null}}'), '{{}}')::JSON AS props,
-       e.rowid AS arrival
-FROM db.events e JOIN ({_DENSE_IDS}) ids USING (session_id)
-LEFT JOIN ({_PAGE_SEQ}) pv ON pv.page_id = e.props->>'pageview_id'
-"""
 VARIANTS: dict[str, str] = {
+    # The same rows written once, in one go: what loading piecemeal costs.
     "copy_as_is": "SELECT * FROM db.events ORDER BY rowid",
-    "no_event_id": "SELECT * EXCLUDE (event_id) FROM db.events ORDER BY rowid",
-    "pageview_id_as_page_seq": f"""
-        SELECT e.* EXCLUDE (props), pv.page_seq,
-               nullif(json_merge_patch(e.props, '{{"pageview_id": null}}'), '{{}}')::JSON
-                   AS props
-        FROM db.events e LEFT JOIN ({_PAGE_SEQ}) pv ON pv.page_id = e.props->>'pageview_id'
-        ORDER BY e.rowid""",
-    "received_at_as_offset_ms": "SELECT * EXCLUDE (received_at), (epoch_ms(received_at)"
-    " - epoch_ms(ts))::INTEGER AS received_after_ms"
-    " FROM db.events ORDER BY rowid",
-    "no_click_id": "SELECT * EXCLUDE (click_id) FROM db.events ORDER BY rowid",
-    "dense_visitor_session_ids": f"""
-        SELECT e.* EXCLUDE (visitor_id, session_id),
-               dense_rank() OVER (ORDER BY ids.visitor_id)::UINTEGER AS visitor_id,
-               ids.sid AS session_id
-        FROM db.events e JOIN ({_DENSE_IDS}) ids USING (session_id) ORDER BY e.rowid""",
     "sorted_day_session_ts": "SELECT * FROM db.events ORDER BY ts::DATE, session_id, ts",
-    "slim_arrival_order": f"SELECT * EXCLUDE (arrival) FROM ({_SLIM}) ORDER BY arrival",
-    "slim_sorted_day_session_ts": f"SELECT * EXCLUDE (arrival) FROM ({_SLIM})"
-    " ORDER BY ts::DATE, session_id, ts",
+    "received_at_as_offset_ms": "SELECT * EXCLUDE (received_at), (epoch_ms(received_at)"
+    " - epoch_ms(ts))::INTEGER AS received_after_ms FROM db.events ORDER BY rowid",
+    "no_visitor_id": "SELECT * EXCLUDE (visitor_id) FROM db.events ORDER BY rowid",
 }
 
 
 def write(store: DuckDBStore, events: list[StoredEvent]) -> None:
-    """One commit, then the sessions refresh the writer runs every few seconds."""
+    """One load, the sessions refresh and the housekeeping, as the loader runs them."""
     store.write(events, [])
+    # The loader's upkeep, on the traffic's clock: event ids expire after a day.
+    store.housekeeping(max(e.received_at for e in events), DAY_MS)
     touched: dict[int, int] = {}
     for event in events:
         if event.ts < touched.get(event.session_id, event.ts + 1):
@@ -691,9 +649,6 @@ def generate(folder: Path, args: argparse.Namespace) -> tuple[int, float]:
     """Write the events through the store; returns (events written, seconds)."""
     store = DuckDBStore(folder)
     store.migrate()
-    if args.checkpoint_threshold_mb:
-        # An experiment, not a store setting: reaches into the writer connection.
-        store._con.execute(f"SET checkpoint_threshold = '{args.checkpoint_threshold_mb}MB'")
     started = time.monotonic()
     pending: list[StoredEvent] = []
     written = 0
@@ -754,7 +709,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--batch", type=int, default=10_000, help="events per store.write")
+    # The loader commits every 0.5 s: a few thousand rows at a busy site's pace.
+    parser.add_argument("--batch", type=int, default=2_000, help="events per store.write")
     parser.add_argument("--days", type=float, default=30.0, help="time span of the traffic")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -762,12 +718,6 @@ def main() -> None:
         choices=("auto", "always", "never"),
         default="auto",
         help="measure table variants (auto: only when over the target)",
-    )
-    parser.add_argument(
-        "--checkpoint-threshold-mb",
-        type=int,
-        default=0,
-        help="experiment: DuckDB checkpoint_threshold (0: the store's default)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -843,7 +793,6 @@ def measure(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "days": args.days,
         "batch": args.batch,
-        "checkpoint_threshold_mb": args.checkpoint_threshold_mb,
     }
 
 
