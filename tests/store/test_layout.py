@@ -85,7 +85,7 @@ def _v1_database(folder: Path) -> Path:
 
 def test_migration_0003_numbers_pages_and_drops_pageview_ids(tmp_path: Path) -> None:
     store = DuckDBStore(_v1_database(tmp_path / "v1"))
-    assert store.migrate() == ["0003"]
+    assert store.migrate()[0] == "0003"
     rows = store.query("SELECT type, page_seq, props::VARCHAR FROM events ORDER BY ts")
     assert [(t, seq) for t, seq, _ in rows] == [
         ("pageview", 1),

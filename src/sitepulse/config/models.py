@@ -10,6 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sitepulse.config.analysis import (
+    AnalysisConfig,
+    AttributionSettings,
+    ExperimentSettings,
+    LeadWebhook,
+)
+from sitepulse.config.scoring import ScoringConfig
+
 _SITE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -119,6 +127,25 @@ class Settings(_Model):
     bots: BotsConfig = Field(default_factory=BotsConfig)
     geo: GeoConfig = Field(default_factory=GeoConfig)
     sites: tuple[SiteConfig, ...] = Field(default_factory=_default_sites, min_length=1)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    experiments: tuple[ExperimentSettings, ...] = ()
+    lead_webhooks: tuple[LeadWebhook, ...] = ()
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        tiers = {tier.name for tier in self.scoring.tiers}
+        for hook in self.lead_webhooks:
+            if hook.min_tier not in tiers:
+                raise ValueError(
+                    f"lead_webhooks: min_tier {hook.min_tier!r} is not a tier {sorted(tiers)}"
+                )
+        names = [e.name for e in self.experiments]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"experiments: name {name!r} used twice")
+        return self
 
     @model_validator(mode="after")
     def _unique_sites(self) -> Settings:
