@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import time
 from typing import Protocol
 
@@ -28,3 +29,11 @@ class ManualClock:
 
     def advance(self, ms: int) -> None:
         self.now_ms += ms
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """Epoch milliseconds as ISO 8601 UTC ("2026-11-23T09:30:00.000Z"); None stays None."""
+    if ms is None:
+        return None
+    moment = _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from sitepulse.clock import Clock, system_clock
+from sitepulse.analyse.lead_scores import LeadScoreKeeper
+from sitepulse.clock import Clock, iso_ms, system_clock
 from sitepulse.collect.ingest import IngestService
 from sitepulse.config.models import Settings
 from sitepulse.enrich.channel import ChannelClassifier
@@ -34,6 +37,7 @@ class Runtime:
     ingest: IngestService
     metrics: Metrics
     geo: GeoLookup
+    scores: LeadScoreKeeper
     tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -62,6 +66,7 @@ class Runtime:
         salt = DailySalt(lambda day, new: store.daily_salt(day, new, keep_days=1))
         enricher = Enricher(settings.ingest, geo=geo, salt=salt, classifier=ChannelClassifier())
         ing = settings.ingest
+        scores = LeadScoreKeeper(store, settings, clock=clock, on_scored=metrics.observe_scores)
         writer = Writer(
             store,
             Journal(cfg.path / "journal"),
@@ -73,14 +78,34 @@ class Runtime:
             on_commit=metrics.observe_commit,
             on_error=lambda exc: metrics.store_errors.inc(),
             on_load=metrics.observe_load,
+            observers=[scores],
         )
         metrics.queue_capacity.set(ing.queue_max_events)
         metrics.queue_depth.set_function(lambda: writer.queued_events)
         metrics.unloaded.set_function(lambda: writer.unloaded_events)
+
+        def lead_score(lead_id: bytes) -> dict[str, Any] | None:
+            if not writer.flush(5.0):
+                return None
+            rows = store.query(
+                "SELECT score, tier, epoch_ms(follow_up_due) FROM leads WHERE lead_id = ?",
+                [uuid.UUID(bytes=lead_id)],
+            )
+            if not rows or rows[0][0] is None:
+                return None
+            score, tier, due = rows[0]
+            return {"score": score, "tier": tier, "follow_up_due": iso_ms(due)}
+
         service = IngestService(
-            settings, enricher=enricher, writer=writer, metrics=metrics, clock=clock, tokens=tokens
+            settings,
+            enricher=enricher,
+            writer=writer,
+            metrics=metrics,
+            clock=clock,
+            tokens=tokens,
+            lead_score=lead_score,
         )
-        return cls(settings, store, writer, service, metrics, geo, tokens)
+        return cls(settings, store, writer, service, metrics, geo, scores, tokens)
 
     def start(self) -> None:
         # ua-parser compiles its rule set on first use (~0.25 s): pay it now,
@@ -89,6 +114,7 @@ class Runtime:
         self.writer.recover()
         # Session ids are numbered in order: continue after the last one stored.
         self.ingest.enricher.sessions.resume_after(self.store.last_session_seq())
+        self.scores.prime()
         self.writer.start()
 
     def stop(self) -> None:

@@ -6,8 +6,10 @@ endpoints. Every outcome is counted; nothing is dropped without a reason.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +77,11 @@ class IngestService:
         metrics: Metrics,
         clock: Clock,
         tokens: dict[str, str],
+        lead_score: Callable[[bytes], dict[str, Any] | None] | None = None,
     ) -> None:
         self.settings = settings
+        # Blocking look-up of a stored lead's score (waits for the loader).
+        self._lead_score = lead_score
         self.enricher = enricher
         self.writer = writer
         self.metrics = metrics
@@ -236,18 +241,18 @@ class IngestService:
             return result
         lead_id = _uuid_text(lead.lead_id)
         status = 201 if result.stored_leads else 200
-        return self._count(
-            endpoint,
-            Outcome(
-                status,
-                {
-                    "lead_id": lead_id,
-                    "duplicate": not result.stored_leads,
-                    "visitor_id": format_id(lead.visitor_id),
-                    "session_id": format_id(lead.session_id),
-                },
-            ),
-        )
+        body: dict[str, Any] = {
+            "lead_id": lead_id,
+            "duplicate": not result.stored_leads,
+            "visitor_id": format_id(lead.visitor_id),
+            "session_id": format_id(lead.session_id),
+        }
+        if self._lead_score is not None:
+            # The lead is durable already; its score is a courtesy that may be missing
+            # (null) if the loader is slow, never a reason to fail the request.
+            found = await asyncio.to_thread(self._lead_score, lead.lead_id)
+            body |= found or {"score": None, "tier": None, "follow_up_due": None}
+        return self._count(endpoint, Outcome(status, body))
 
 
 def _uuid_text(raw: bytes) -> str:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Counter_
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from sitepulse.model.records import StoredEvent, StoredLead
 from sitepulse.store.writer import WriteResult
+
+if TYPE_CHECKING:
+    from sitepulse.analyse.lead_scores import ScoredLead
 
 # Bucket bounds include Google's good / poor thresholds for each Web Vital, so
 # "share of good" is an exact bucket ratio in PromQL.
@@ -160,11 +164,53 @@ class Metrics:
             )
             for metric, buckets in VITAL_BUCKETS.items()
         }
+        self.lead_scorings = Counter(
+            "sitepulse_lead_scorings",
+            "Leads scored or re-scored, by the tier they landed in",
+            ["site", "tier"],
+            registry=r,
+        )
+        # Lead-intelligence KPIs over a trailing window, refreshed in the background.
+        self.kpi_conversion_rate = Gauge(
+            "sitepulse_kpi_conversion_rate",
+            "Share of sessions with a lead (tests excluded), trailing window",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_leads = Gauge(
+            "sitepulse_kpi_leads",
+            "Leads in the trailing window by score tier (tests excluded)",
+            ["site", "tier"],
+            registry=r,
+        )
+        self.kpi_average_score = Gauge(
+            "sitepulse_kpi_average_lead_score",
+            "Average lead score in the trailing window (tests excluded)",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_cwv_pass_rate = Gauge(
+            "sitepulse_kpi_cwv_pass_rate",
+            "Share of page loads passing all Core Web Vitals, trailing window",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_window = Gauge(
+            "sitepulse_kpi_window_seconds",
+            "Length of the trailing window the sitepulse_kpi_* gauges cover",
+            registry=r,
+        )
         self._page_groups = BoundedLabels(max_page_groups)
         self._channels = BoundedLabels(40)
         self._form_steps = frozenset(
             {"form_start", "field_focus", "field_blur", "submit", "submit_error"}
         )
+
+    def observe_scores(self, scored: Sequence[ScoredLead]) -> None:
+        """Count scorings by tier; called by the lead-score keeper."""
+        tally = Counter_((s.site, s.score.tier) for s in scored)
+        for (site, tier), n in tally.items():
+            self.lead_scorings.labels(site, tier).inc(n)
 
     def observe_load(self, rows: int, seconds: float) -> None:
         """Called by the loader after each store transaction."""

@@ -91,5 +91,19 @@ class StoredLead(msgspec.Struct, frozen=True, gc=False):
     is_test: bool
 
 
+class LeadScoreRow(msgspec.Struct, frozen=True):
+    """A lead's score as the store keeps it (see analyse/lead_scores.py)."""
+
+    lead_id: bytes
+    score: float
+    tier: str
+    fit_score: float
+    engagement_score: float
+    breakdown: str  # JSON: the score's explanation
+    model: str  # the scoring model's fingerprint
+    scored_at: int
+    follow_up_due: int | None
+
+
 EVENT_COLUMNS: tuple[str, ...] = StoredEvent.__struct_fields__
 LEAD_COLUMNS: tuple[str, ...] = StoredLead.__struct_fields__

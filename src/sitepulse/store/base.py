@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sitepulse.model.records import StoredEvent, StoredLead
+from sitepulse.model.records import LeadScoreRow, StoredEvent, StoredLead
 
 
 class StoreError(Exception):
@@ -39,6 +39,10 @@ class Store(Protocol):
 
     def journal_offset(self) -> int:
         """How far the ingest journal has been loaded."""
+        ...
+
+    def save_lead_scores(self, rows: Sequence[LeadScoreRow]) -> None:
+        """Write scores back onto their leads (from the loader thread)."""
         ...
 
     def housekeeping(self, now_ms: int, id_window_ms: int) -> None:

@@ -7,12 +7,14 @@ acknowledgement; it also keeps the derived sessions table up to date.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from sitepulse.clock import Clock, system_clock
 from sitepulse.model.records import StoredEvent, StoredLead
@@ -20,6 +22,14 @@ from sitepulse.store.base import Store, StoreError
 from sitepulse.store.journal import Journal
 
 log = logging.getLogger(__name__)
+
+
+class LoadObserver(Protocol):
+    """Work that must run on the store's writer thread, right after rows are loaded."""
+
+    def after_load(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None: ...
+
+    def periodic(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -44,6 +54,7 @@ class Loader:
         housekeeping_ms: int = 60_000,
         id_window_ms: int = 86_400_000,
         clock: Clock = system_clock,
+        observers: Sequence[LoadObserver] = (),
         on_load: Callable[[int, float], None] | None = None,
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
@@ -55,6 +66,7 @@ class Loader:
         self._housekeeping = housekeeping_ms / 1000
         self._id_window_ms = id_window_ms
         self._clock = clock
+        self._observers = tuple(observers)
         self._last_housekeeping = time.monotonic()
         self._on_load = on_load
         self._on_error = on_error
@@ -193,6 +205,10 @@ class Loader:
                     self._on_error(exc)
                 time.sleep(1.0)
         elapsed = time.perf_counter() - started
+        # Before the offset moves: a flush returns once observers (lead scoring)
+        # have seen the rows, so a lead's answer can carry its score.
+        for observer in self._observers:
+            self._observe(functools.partial(observer.after_load, events, leads))
         touched = self._touched
         for event in events:
             sid = event.session_id
@@ -206,7 +222,17 @@ class Loader:
         if self._on_load is not None:
             self._on_load(len(events) + len(leads), elapsed)
 
+    def _observe(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except Exception as exc:  # an observer's failure must never stop loading
+            log.exception("load observer failed")
+            if self._on_error is not None:
+                self._on_error(exc)
+
     def _tidy(self) -> None:
+        for observer in self._observers:
+            self._observe(observer.periodic)
         self._last_housekeeping = time.monotonic()
         try:
             self._store.housekeeping(self._clock(), self._id_window_ms)

@@ -24,7 +24,7 @@ from sitepulse.clock import Clock
 from sitepulse.model.records import StoredEvent, StoredLead
 from sitepulse.store.base import Store
 from sitepulse.store.journal import Journal, JournalError
-from sitepulse.store.loader import Loader
+from sitepulse.store.loader import Loader, LoadObserver
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ class Writer:
         load_interval_ms: int = 500,
         session_refresh_ms: int = 5000,
         on_load: Callable[[int, float], None] | None = None,
+        observers: Sequence[LoadObserver] = (),
     ) -> None:
         self._store = store
         self._journal = journal
@@ -142,6 +143,7 @@ class Writer:
             session_refresh_ms=session_refresh_ms,
             id_window_ms=dedupe_window_ms,
             clock=clock,
+            observers=observers,
             on_load=on_load,
             on_error=on_error,
         )

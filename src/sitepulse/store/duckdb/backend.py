@@ -18,6 +18,7 @@ from sitepulse.model.records import (
     EVENT_COLUMNS,
     LEAD_COLUMNS,
     SEQUENTIAL_SESSION_IDS,
+    LeadScoreRow,
     StoredEvent,
     StoredLead,
 )
@@ -37,6 +38,14 @@ _EVENT_TYPES: dict[str, pa.DataType] = {
     "session_id": pa.uint64(),
     "is_bot": pa.bool_(),
     "page_seq": pa.uint16(),
+}
+_SCORE_TYPES: dict[str, pa.DataType] = {
+    "lead_id": _UUID,
+    "score": pa.float64(),
+    "fit_score": pa.float64(),
+    "engagement_score": pa.float64(),
+    "scored_at": _TS,
+    "follow_up_due": _TS,
 }
 _LEAD_TYPES: dict[str, pa.DataType] = {
     "lead_id": _UUID,
@@ -233,6 +242,25 @@ class DuckDBStore:
             [SEQUENTIAL_SESSION_IDS],
         ).fetchall()
         return int(found)
+
+    def save_lead_scores(self, rows: Sequence[LeadScoreRow]) -> None:
+        """Write scores back onto their leads."""
+        if not rows:
+            return
+        table = _table(rows, LeadScoreRow.__struct_fields__, _SCORE_TYPES)
+        con = self._con
+        con.register("scored", table)
+        try:
+            con.execute(
+                "UPDATE leads SET score = s.score, tier = s.tier, fit_score = s.fit_score,"
+                " engagement_score = s.engagement_score, score_breakdown = s.breakdown::JSON,"
+                " score_model = s.model, scored_at = s.scored_at, follow_up_due = s.follow_up_due"
+                " FROM scored s WHERE leads.lead_id = s.lead_id"
+            )
+        except duckdb.Error as exc:
+            raise StoreError(f"saving lead scores failed: {exc}") from exc
+        finally:
+            con.unregister("scored")
 
     def refresh_sessions(self, session_ids: Sequence[int], since_ms: int) -> None:
         """Recompute the sessions rows of `session_ids` from events at or after `since_ms`."""
