@@ -1,0 +1,1 @@
+"""Alerting and notification: what sitepulse tells other systems, and how it gets there."""
