@@ -1,0 +1,437 @@
+"""Web Vitals: percentiles, Google's ratings, Core Web Vitals pass rate, LCP vs conversion.
+
+Samples. Percentiles and rating shares count every reported value of LCP, INP, CLS, FCP and
+TTFB (one `vital` event is one sample, as the web-vitals library reports them: once per page
+load, again after a back/forward-cache restore). Bots never count; other names are ignored.
+Breakdowns are by the event's page group or device class; an empty one is "(not set)".
+
+Percentiles are DuckDB `quantile_cont`: linear interpolation between the two closest ranks,
+h = (n - 1) * q (Hyndman-Fan type 7), the same as `numpy.percentile`'s default. ClickHouse
+`quantile` interpolates the same way but over a reservoir sample of 8,192 values, so the
+two agree exactly up to 8,192 samples and approximately beyond.
+
+Ratings follow web.dev and the web-vitals library: good when value <= the good threshold,
+poor when value > the poor threshold, needs improvement in between.
+
+Page loads. A page load is (session_id, page_seq). Where a load reported a metric more than
+once, its worst (largest) value counts. A load passes the Core Web Vitals when each of LCP,
+INP and CLS that it measured is good: INP exists only after an interaction, so a load
+without one passes on LCP and CLS alone; loads with none of the three are not assessed.
+Vitals without a session (session_id 0) cannot be tied to a load and count in the
+distributions only.
+
+LCP and conversion. Each page load with an LCP falls in a rating bucket and in a finer
+bucket (0-1 s, 1-2 s, 2-2.5 s, 2.5-4 s, > 4 s; upper edges inclusive, so the finer buckets
+nest in the ratings). A bucket's conversion rate is the share of its distinct sessions that
+produced a non-test lead in the period; a session whose loads fall in several buckets
+counts once in each.
+
+Cost. Two statements, each one scan of the period's vitals: the distributions (one
+GROUPING SETS aggregate) and the page loads (one hash aggregate per load, then small ones).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, Literal, cast, get_args
+
+import msgspec
+
+from sitepulse.analyse.base import LEAD_FILTER, PERIOD_FILTER, AnalysisError, Period, Reader
+
+Rating = Literal["good", "needs-improvement", "poor"]
+By = Literal["page_group", "device"]
+RATINGS: Final[tuple[Rating, ...]] = get_args(Rating)
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """Google's rating boundaries for one metric: good <= `good` < needs improvement <= `poor`."""
+
+    metric: str
+    good: float
+    poor: float
+    unit: str  # "ms", or "" for the unitless CLS
+
+    def rate(self, value: float) -> Rating:
+        """The web-vitals library's rating of `value`."""
+        if value <= self.good:
+            return "good"
+        return "needs-improvement" if value <= self.poor else "poor"
+
+
+# web.dev/articles/vitals (LCP, INP, CLS), /fcp and /ttfb, as of 2024 (INP replaced FID).
+THRESHOLDS: Final[Mapping[str, Threshold]] = MappingProxyType(
+    {
+        "LCP": Threshold("LCP", 2500.0, 4000.0, "ms"),
+        "INP": Threshold("INP", 200.0, 500.0, "ms"),
+        "CLS": Threshold("CLS", 0.1, 0.25, ""),
+        "FCP": Threshold("FCP", 1800.0, 3000.0, "ms"),
+        "TTFB": Threshold("TTFB", 800.0, 1800.0, "ms"),
+    }
+)
+METRICS: Final[tuple[str, ...]] = tuple(THRESHOLDS)
+CORE_METRICS: Final[tuple[str, ...]] = ("LCP", "INP", "CLS")
+QUANTILES: Final[tuple[float, ...]] = (0.5, 0.75, 0.9, 0.95)
+CWV_TARGET: Final = 0.90
+"""Share of page loads that must pass the Core Web Vitals (the seed's 90 % SLO)."""
+QUANTILE_METHOD: Final = "duckdb quantile_cont: linear interpolation, h = (n - 1) q (type 7)"
+
+
+@dataclass(frozen=True, slots=True)
+class LcpBucket:
+    """An LCP range in ms, lower edge exclusive (except 0), upper edge inclusive."""
+
+    label: str
+    lower_ms: float
+    upper_ms: float | None  # None: no upper edge
+
+    def contains(self, value: float) -> bool:
+        above = value >= self.lower_ms if self.lower_ms == 0 else value > self.lower_ms
+        return above and (self.upper_ms is None or value <= self.upper_ms)
+
+
+_LCP = THRESHOLDS["LCP"]
+LCP_BUCKETS: Final[tuple[LcpBucket, ...]] = (
+    LcpBucket("0-1 s", 0.0, 1000.0),
+    LcpBucket("1-2 s", 1000.0, 2000.0),
+    LcpBucket("2-2.5 s", 2000.0, _LCP.good),
+    LcpBucket("2.5-4 s", _LCP.good, _LCP.poor),
+    LcpBucket("> 4 s", _LCP.poor, None),
+)
+
+
+class _Record:
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: nested records become dicts, tuples become lists."""
+        return cast("dict[str, Any]", msgspec.json.decode(msgspec.json.encode(self)))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStats(_Record):
+    """One metric's distribution in one group; percentiles and shares are None without data."""
+
+    metric: str
+    samples: int
+    p50: float | None
+    p75: float | None
+    p90: float | None
+    p95: float | None
+    good: int
+    needs_improvement: int
+    poor: int
+    good_share: float | None
+    needs_improvement_share: float | None
+    poor_share: float | None
+    p75_rating: Rating | None  # how CrUX rates a page or origin: by its p75
+
+
+@dataclass(frozen=True, slots=True)
+class Compliance(_Record):
+    """Page loads passing every Core Web Vital they measured, against the 90 % target."""
+
+    page_loads: int  # loads with at least one of LCP, INP, CLS
+    passing: int
+    without_inp: int  # assessed on LCP and CLS only
+    share: float | None
+    target: float
+    met: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupVitals(_Record):
+    """Every metric of one group (a page group, a device class, or "all")."""
+
+    key: str
+    metrics: tuple[MetricStats, ...]
+    compliance: Compliance
+
+    def metric(self, name: str) -> MetricStats:
+        """The stats of metric `name` (LCP, INP, CLS, FCP or TTFB)."""
+        for stats in self.metrics:
+            if stats.metric == name:
+                return stats
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class LcpConversion(_Record):
+    """Sessions with a page load in one LCP bucket, and how many of them produced a lead."""
+
+    bucket: str
+    lower_ms: float
+    upper_ms: float | None
+    page_loads: int
+    sessions: int
+    converting_sessions: int
+    conversion_rate: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsReport(_Record):
+    """Web Vitals of one site and period, overall and by page group or device class."""
+
+    site: str
+    start_ms: int
+    end_ms: int
+    by: By | None
+    quantile_method: str
+    overall: GroupVitals
+    groups: tuple[GroupVitals, ...]  # by `by`, most samples first; empty when `by` is None
+    lcp_by_rating: tuple[LcpConversion, ...]
+    lcp_by_range: tuple[LcpConversion, ...]
+
+    def group(self, key: str) -> GroupVitals:
+        """The breakdown row for `key`."""
+        for group in self.groups:
+            if group.key == key:
+                return group
+        raise KeyError(key)
+
+
+ALL: Final = "all"
+_NOT_SET: Final = "(not set)"
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _num(value: float) -> str:
+    # A DOUBLE literal: a bare 0.1 would be a DECIMAL in DuckDB.
+    return f"{value!r}::DOUBLE"
+
+
+def _names(metrics: Sequence[str]) -> str:
+    """A filter on `name` that keeps `metrics` (and maybe a few others, dropped later)."""
+    # A range is pushed into the scan and checked once per dictionary entry; an IN list
+    # becomes a join or a per-row check, several times slower over millions of vitals.
+    first, last = min(metrics), max(metrics)
+    between = sorted(m for m in METRICS if first < m < last and m not in metrics)
+    return f"name >= '{first}' AND name <= '{last}'" + "".join(
+        f" AND name <> '{m}'" for m in between
+    )
+
+
+def _thresholds_table() -> str:
+    rows = ", ".join(f"('{t.metric}', {_num(t.good)}, {_num(t.poor)})" for t in THRESHOLDS.values())
+    return f"(VALUES {rows}) AS th(metric, good, poor)"
+
+
+def _distribution_sql(by: By | None) -> list[str]:
+    """Per metric, and per group with `by`: samples, percentiles, good and poor counts.
+
+    Rows are (overall, group, name, samples, [p50, p75, p90, p95], good, poor). With `by`,
+    the overall rows carry no rating counts (they add up from the groups') and come from a
+    second statement: in one statement DuckDB shares the scan by materialising every vital,
+    which costs more than scanning twice.
+    """
+    # Ratings come from a join with the thresholds, not a CASE on `name`: the CASE cost
+    # more than the percentiles. The join also keeps only the five metrics.
+    # `by` goes into SQL as a column name, so only the two known names get this far.
+    percentiles = f"count(value), quantile_cont(value, {list(QUANTILES)})"
+    vitals = f"FROM events WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(METRICS)}"
+    rated = f"""
+        {percentiles}, sum((value <= th.good)::INTEGER), sum((value > th.poor)::INTEGER)
+        FROM events JOIN {_thresholds_table()} ON name = th.metric
+        WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(METRICS)}"""
+    if by is None:
+        return [f"SELECT true, NULL, name, {rated} GROUP BY name"]
+    return [
+        f"SELECT false, {by}, name, {rated} GROUP BY {by}, name",
+        f"SELECT true, NULL, name, {percentiles}, 0, 0 {vitals} GROUP BY name",
+    ]
+
+
+def _loads_sql(by: By | None) -> str:
+    """Page loads counted two ways, in one statement over the period's CWV reports.
+
+    'loads' rows: (group, LCP bucket index or NULL, loads, passing, without INP).
+    'sessions' rows: (NULL, bit mask of the LCP buckets a session's loads fell in, sessions,
+    converting sessions); a mask rather than a row per bucket, so each session counts once.
+    """
+    lcp, inp, cls = (THRESHOLDS[m] for m in CORE_METRICS)
+    # The bucket index is how many upper edges the LCP is above (NULL without an LCP).
+    bucket = " + ".join(
+        f"(lcp > {_num(b.upper_ms)})::TINYINT" for b in LCP_BUCKETS if b.upper_ms is not None
+    )
+    # The group is part of the key rather than an aggregate, which is cheaper; the vitals
+    # of one load carry one URL (and one device), so this does not split loads.
+    key = f"session_id, page_seq, {by}" if by else "session_id, page_seq"
+    return f"""
+        WITH loads AS MATERIALIZED (
+            SELECT session_id, grp, inp,
+                   coalesce(lcp <= {_num(lcp.good)}, true)
+                       AND coalesce(inp <= {_num(inp.good)}, true)
+                       AND coalesce(cls <= {_num(cls.good)}, true) AS passes,
+                   {bucket} AS bucket
+            FROM (
+                SELECT session_id, {by or "NULL"} AS grp,
+                       max(value) FILTER (name = 'LCP') AS lcp,
+                       max(value) FILTER (name = 'INP') AS inp,
+                       max(value) FILTER (name = 'CLS') AS cls
+                FROM events
+                WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(CORE_METRICS)}
+                  AND value IS NOT NULL AND session_id <> 0
+                GROUP BY {key}
+            )
+            -- other names inside the range make loads with none of the three
+            WHERE lcp IS NOT NULL OR inp IS NOT NULL OR cls IS NOT NULL
+        ),
+        converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_FILTER}),
+        masks AS (
+            SELECT session_id, bit_or(1 << bucket) AS mask FROM loads
+            WHERE bucket IS NOT NULL GROUP BY session_id
+        )
+        SELECT 'loads', grp, bucket, count(*), count(*) FILTER (passes),
+               count(*) FILTER (inp IS NULL)
+        FROM loads GROUP BY grp, bucket
+        UNION ALL
+        SELECT 'sessions', NULL, mask, count(*), count(*) FILTER (conv), 0
+        FROM (SELECT mask, session_id IN (SELECT session_id FROM converted) AS conv FROM masks)
+        GROUP BY mask
+    """
+
+
+def _metric_stats(metric: str, row: tuple[Any, ...] | None) -> MetricStats:
+    if row is None or not row[3]:
+        return MetricStats(metric, 0, None, None, None, None, 0, 0, 0, None, None, None, None)
+    n, q, good, poor = int(row[3]), [float(x) for x in row[4]], int(row[5]), int(row[6])
+    middle = n - good - poor
+    return MetricStats(
+        metric=metric,
+        samples=n,
+        p50=q[0],
+        p75=q[1],
+        p90=q[2],
+        p95=q[3],
+        good=good,
+        needs_improvement=middle,
+        poor=poor,
+        good_share=_ratio(good, n),
+        needs_improvement_share=_ratio(middle, n),
+        poor_share=_ratio(poor, n),
+        p75_rating=THRESHOLDS[metric].rate(q[1]),
+    )
+
+
+def _compliance(loads: int, passing: int, without_inp: int) -> Compliance:
+    share = _ratio(passing, loads)
+    met = None if share is None else share >= CWV_TARGET
+    return Compliance(loads, passing, without_inp, share, CWV_TARGET, met)
+
+
+_LCP_RATINGS: Final = (
+    LcpBucket("good", 0.0, _LCP.good),
+    LcpBucket("needs-improvement", _LCP.good, _LCP.poor),
+    LcpBucket("poor", _LCP.poor, None),
+)
+# Which LCP_BUCKETS make up each rating (the buckets nest in the ratings).
+_RATING_OF_BUCKET: Final = tuple(
+    RATINGS.index(_LCP.rate(b.upper_ms if b.upper_ms is not None else math.inf))
+    for b in LCP_BUCKETS
+)
+
+
+def _lcp_conversions(
+    bucket_loads: Sequence[int], masks: Sequence[tuple[int, int, int]]
+) -> tuple[tuple[LcpConversion, ...], tuple[LcpConversion, ...]]:
+    """(by rating, by range), from loads per bucket and (mask, sessions, converting) rows."""
+    n = len(LCP_BUCKETS)
+    # slots 0..n-1 are the buckets, n.. the ratings
+    loads = [*bucket_loads, *([0] * len(RATINGS))]
+    sessions = [0] * (n + len(RATINGS))
+    converting = [0] * (n + len(RATINGS))
+    for i, rating in enumerate(_RATING_OF_BUCKET):
+        loads[n + rating] += bucket_loads[i]
+    for mask, count, conv in masks:
+        slots = {i for i in range(n) if mask >> i & 1}
+        slots |= {n + _RATING_OF_BUCKET[i] for i in slots}
+        for slot in slots:
+            sessions[slot] += count
+            converting[slot] += conv
+    items = tuple(
+        LcpConversion(
+            bucket=b.label,
+            lower_ms=b.lower_ms,
+            upper_ms=b.upper_ms,
+            page_loads=loads[i],
+            sessions=sessions[i],
+            converting_sessions=converting[i],
+            conversion_rate=_ratio(converting[i], sessions[i]),
+        )
+        for i, b in enumerate((*LCP_BUCKETS, *_LCP_RATINGS))
+    )
+    return items[n:], items[:n]
+
+
+def vitals_summary(reader: Reader, period: Period, *, by: By | None = "page_group") -> VitalsReport:
+    """Web Vitals of `period`: percentiles, ratings, CWV pass rate, LCP against conversion."""
+    if by is not None and by not in get_args(By):
+        raise AnalysisError("by", f"must be one of {', '.join(get_args(By))} or None, got {by!r}")
+    dist = [row for sql in _distribution_sql(by) for row in reader.query(sql, period.params)]
+    load_rows = reader.query(_loads_sql(by), [*period.params, *period.params])
+
+    overall_rows: dict[str, tuple[Any, ...]] = {}
+    group_rows: dict[str, dict[str, tuple[Any, ...]]] = {}
+    samples: dict[str, int] = {}
+    rated: dict[str, list[int]] = {}
+    for r in dist:
+        if r[2] not in THRESHOLDS:  # names between the metrics pass the range filter
+            continue
+        if r[0]:
+            overall_rows[r[2]] = r
+        else:
+            key = r[1] or _NOT_SET
+            group_rows.setdefault(key, {})[r[2]] = r
+            samples[key] = samples.get(key, 0) + int(r[3])
+            counts = rated.setdefault(r[2], [0, 0])
+            counts[0] += int(r[5])
+            counts[1] += int(r[6])
+    if by is not None:
+        overall_rows = {m: (*r[:5], *rated.get(m, [0, 0])) for m, r in overall_rows.items()}
+    group_counts: dict[str, list[int]] = {}
+    bucket_loads = [0] * len(LCP_BUCKETS)
+    masks: list[tuple[int, int, int]] = []
+    for kind, grp, index, count, passing, without_inp in load_rows:
+        if kind == "sessions":
+            masks.append((int(index), int(count), int(passing)))
+            continue
+        if index is not None:
+            bucket_loads[index] += int(count)
+        totals = group_counts.setdefault(grp or _NOT_SET if by else ALL, [0, 0, 0])
+        for i, value in enumerate((count, passing, without_inp)):
+            totals[i] += int(value)
+    overall_counts = [sum(c[i] for c in group_counts.values()) for i in range(3)]
+    keys = sorted(
+        set(group_rows) | (set(group_counts) if by else set()),
+        key=lambda k: (-samples.get(k, 0), k),
+    )
+    groups = tuple(
+        GroupVitals(
+            key,
+            tuple(_metric_stats(m, group_rows.get(key, {}).get(m)) for m in METRICS),
+            _compliance(*group_counts.get(key, [0, 0, 0])),
+        )
+        for key in keys
+    )
+    overall = GroupVitals(
+        ALL,
+        tuple(_metric_stats(m, overall_rows.get(m)) for m in METRICS),
+        _compliance(*overall_counts),
+    )
+    by_rating, by_range = _lcp_conversions(bucket_loads, masks)
+    return VitalsReport(
+        site=period.site,
+        start_ms=period.start_ms,
+        end_ms=period.end_ms,
+        by=by,
+        quantile_method=QUANTILE_METHOD,
+        overall=overall,
+        groups=groups,
+        lcp_by_rating=by_rating,
+        lcp_by_range=by_range,
+    )
