@@ -10,7 +10,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from sitepulse.analyse.lead_scores import LeadScoreKeeper
+from sitepulse.alerting.delivery import DeliveryWorker
+from sitepulse.alerting.lead_webhooks import LeadRouter
+from sitepulse.alerting.outbox import Outbox
+from sitepulse.analyse.lead_scores import LeadScoreKeeper, ScoredLead
 from sitepulse.clock import Clock, iso_ms, system_clock
 from sitepulse.collect.ingest import IngestService
 from sitepulse.config.models import Settings
@@ -19,6 +22,7 @@ from sitepulse.enrich.geo import GeoLookup, bundled_database
 from sitepulse.enrich.pipeline import Enricher
 from sitepulse.enrich.privacy import DailySalt
 from sitepulse.enrich.useragent import parse_agent
+from sitepulse.export.kpi_gauges import KpiGauges
 from sitepulse.export.metrics import Metrics
 from sitepulse.store.duckdb import DuckDBStore
 from sitepulse.store.journal import Journal
@@ -38,6 +42,8 @@ class Runtime:
     metrics: Metrics
     geo: GeoLookup
     scores: LeadScoreKeeper
+    kpis: KpiGauges
+    delivery: DeliveryWorker
     tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -66,7 +72,19 @@ class Runtime:
         salt = DailySalt(lambda day, new: store.daily_salt(day, new, keep_days=1))
         enricher = Enricher(settings.ingest, geo=geo, salt=salt, classifier=ChannelClassifier())
         ing = settings.ingest
-        scores = LeadScoreKeeper(store, settings, clock=clock, on_scored=metrics.observe_scores)
+        outbox = Outbox(store.cursor(), clock=clock, registry=metrics.registry)
+        delivery = DeliveryWorker(
+            outbox,
+            secrets={hook.url: hook.secret for hook in settings.lead_webhooks if hook.secret},
+            clock=clock,
+        )
+        router = LeadRouter(settings, store, outbox)
+
+        def scored(leads: list[ScoredLead]) -> None:
+            metrics.observe_scores(leads)
+            router.route(leads)
+
+        scores = LeadScoreKeeper(store, settings, clock=clock, on_scored=scored)
         writer = Writer(
             store,
             Journal(cfg.path / "journal"),
@@ -105,7 +123,8 @@ class Runtime:
             tokens=tokens,
             lead_score=lead_score,
         )
-        return cls(settings, store, writer, service, metrics, geo, scores, tokens)
+        kpis = KpiGauges(store, settings, metrics, clock)
+        return cls(settings, store, writer, service, metrics, geo, scores, kpis, delivery, tokens)
 
     def start(self) -> None:
         # ua-parser compiles its rule set on first use (~0.25 s): pay it now,
@@ -116,9 +135,13 @@ class Runtime:
         self.ingest.enricher.sessions.resume_after(self.store.last_session_seq())
         self.scores.prime()
         self.writer.start()
+        self.kpis.start()
+        self.delivery.start()
 
     def stop(self) -> None:
         """Commit what is queued, checkpoint and close."""
+        self.kpis.stop()
+        self.delivery.stop()
         self.writer.stop()
         try:
             self.store.checkpoint()

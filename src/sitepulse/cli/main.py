@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -108,6 +109,72 @@ def import_(
     settings = _settings(config)
     code = run_import(settings, file, site_id=site, fmt=fmt, console=console)
     raise typer.Exit(code)
+
+
+@app.command()
+def report(
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="kpis, vitals, funnel, form-failures, attribution, experiments, sample-size, leads"
+        ),
+    ],
+    config: ConfigOption = None,
+    site: Annotated[str | None, typer.Option(help="Site id (default: the first site)")] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start: date (site time zone), ISO time or ms")
+    ] = None,
+    to: Annotated[str | None, typer.Option(help="End (exclusive); default now")] = None,
+    days: Annotated[int | None, typer.Option(help="Length when --from is not given (30)")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="More parameters as key=value, e.g. -p by=device"),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    url: Annotated[
+        str | None, typer.Option(help="A running sitepulse (default: the configured address)")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SITEPULSE_TOKEN", help="The site's token for --url"),
+    ] = None,
+) -> None:
+    """Print an analysis: from a running server's API, else from the data folder."""
+    from sitepulse.cli.report import ReportFailed, fetch_remote, render, run_local, server_is_up
+
+    if fmt not in ("table", "csv", "json"):
+        console.print(f"--format must be table, csv or json (got {fmt!r})")
+        raise typer.Exit(2)
+    settings = _settings(config)
+    chosen = next((s for s in settings.sites if s.id == site), None) if site else settings.sites[0]
+    if chosen is None:
+        console.print(f"--site: no site {site!r} in the configuration")
+        raise typer.Exit(2)
+    params: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            console.print(f"--param must be key=value (got {item!r})")
+            raise typer.Exit(2)
+        params[key] = value
+    given: dict[str, object] = {"from": from_, "to": to, "days": days}
+    params |= {key: str(value) for key, value in given.items() if value is not None}
+    address = url or f"http://{settings.server.host}:{settings.server.port}"
+    try:
+        if url or server_is_up(address):
+            secret = token or chosen.token
+            if not secret:
+                console.print("--token (or $SITEPULSE_TOKEN) is needed to ask a running server")
+                raise typer.Exit(2)
+            body = fetch_remote(address, secret, name, params)
+        else:
+            body = run_local(settings, chosen, name, params)
+    except ReportFailed as exc:
+        console.print(f"[red]report failed[/]: {exc}", markup=True, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    # Piped output gets room for wide tables instead of 80 folded columns.
+    width = None if sys.stdout.isatty() else 220
+    render(name, body, fmt, Console(emoji=False, soft_wrap=fmt != "table", width=width))
 
 
 @config_app.command("check")

@@ -23,6 +23,7 @@ from sitepulse.collect.ingest import Outcome, error
 from sitepulse.config.models import SiteConfig
 from sitepulse.enrich.pipeline import Client
 from sitepulse.runtime import Runtime
+from sitepulse.web.api import report_routes
 from sitepulse.web.fastpath import BeaconFastPath
 from sitepulse.web.http import (
     CORS,
@@ -287,6 +288,7 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
         Route("/api/v1/events", get_events, methods=["GET"]),
         Route("/api/v1/leads", post_lead, methods=["POST"]),
         Route("/api/v1/leads", preflight, methods=["OPTIONS"]),
+        *report_routes(runtime, authenticate),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

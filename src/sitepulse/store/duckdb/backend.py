@@ -68,6 +68,11 @@ def _migrations() -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def latest_migration() -> str:
+    """The schema version this sitepulse brings a database to."""
+    return _migrations()[-1][0]
+
+
 def _column(values: Sequence[Any], dtype: pa.DataType | None) -> pa.Array:
     if dtype is _UUID:
         return pa.ExtensionArray.from_storage(_UUID, pa.array(values, pa.binary(16)))
@@ -315,6 +320,10 @@ class DuckDBStore:
             )
             (row,) = con.execute("SELECT token FROM site_secrets WHERE site = ?", [site]).fetchall()
         return str(row[0])
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for a component on another thread (e.g. the outbox)."""
+        return self._con.cursor()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._reader_lock:
