@@ -147,3 +147,27 @@ def test_pages_are_numbered_and_sessions_count_on_across_restarts(
     after = {r["session_id"] for r in live_server.events()} - before
     assert len(after) == 1
     assert int(after.pop(), 16) == int(before.pop(), 16) + 1
+
+
+def test_a_lead_naming_its_browser_session_joins_it(live_server: LiveServer) -> None:
+    landing = pageview(f"https://{SITE_HOST}/?utm_source=google&utm_medium=cpc&gclid=abc123")
+    with live_server.client() as c:
+        visit = c.post("/api/v1/collect", json={"site_key": SITE_KEY, "events": [landing]})
+        session = visit.json()["session_id"]
+        lead = c.post(
+            "/api/v1/leads",
+            headers={"User-Agent": "curl/8.5 (a form handler on the site's server)"},
+            json={
+                "site_key": SITE_KEY,
+                "email": "lin@example.org",
+                "session_id": session,
+                "visitor_id": visit.json()["visitor_id"],
+            },
+        )
+    assert lead.status_code == 201, lead.text
+    assert lead.json()["session_id"] == session
+    live_server.stop()
+    ((channel, click_id, sid),) = live_server.db_query(
+        "SELECT channel, click_id, printf('%016x', session_id) FROM leads"
+    )
+    assert (channel, click_id, sid) == ("Paid Search", "abc123", session)

@@ -24,7 +24,7 @@ from tests.conftest import LiveServer, _factory
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server holding three days of the demo's traffic (with leads and experiments)."""
     make, servers = _factory(tmp_path_factory.mktemp("reports"))
-    server = make()
+    server = make({"analysis": {"kpi_refresh_secs": 5}})
     cfg = TrafficConfig(
         base_url=server.base_url,
         site_key=server.site_key,
@@ -150,3 +150,27 @@ def test_report_cli_from_the_api_and_from_the_data_folder(demo_server: LiveServe
         assert bad.returncode == 1 and "experiment" in bad.stderr
     finally:
         demo_server.start()
+
+
+def test_kpis_reach_prometheus(demo_server: LiveServer) -> None:
+    wanted = ("sitepulse_kpi_conversion_rate{", "sitepulse_kpi_average_lead_score{",
+              "sitepulse_kpi_cwv_pass_rate{")  # fmt: skip
+    deadline = time.monotonic() + 30
+    values: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        with demo_server.client() as c:
+            text = c.get("/metrics").text
+        values = {
+            line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(wanted)
+        }
+        if len(values) == 3 and all(v == v for v in values.values()):  # NaN until data
+            break
+        time.sleep(0.5)  # the gauges refresh every 5 s in this server
+    assert len(values) == 3, values
+    assert 0 < values["sitepulse_kpi_conversion_rate"] < 1
+    assert 0 < values["sitepulse_kpi_average_lead_score"] <= 100
+    assert 0 <= values["sitepulse_kpi_cwv_pass_rate"] <= 1
+    tiers = [line for line in text.splitlines() if line.startswith("sitepulse_kpi_leads{")]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in tiers) > 0

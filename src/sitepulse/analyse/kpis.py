@@ -205,35 +205,47 @@ _CONVERTED = f"converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_F
 _SESSION_KPIS = f"""
     WITH {_SESSIONS},
     {_CONVERTED},
+    -- Few sessions sign up, so their visitors are counted from this small join rather than
+    -- with a filtered DISTINCT over every session.
+    signed_up AS (
+        SELECT DISTINCT s.channel, s.visitor_id
+        FROM events AS e JOIN period_sessions AS s ON s.session_id = e.session_id
+        WHERE {PERIOD_FILTER} AND type = 'custom' AND name = 'newsletter_signup'
+    ),
+    by_channel AS (
+        SELECT s.channel, count(*) AS sessions, count(DISTINCT s.visitor_id) AS visitors,
+               count(c.session_id) AS converted
+        FROM period_sessions AS s LEFT JOIN converted AS c ON c.session_id = s.session_id
+        GROUP BY s.channel
+    ),
+    -- Page loads are joined straight to their session's channel: summing per session first
+    -- would be a second large aggregation for nothing.
     engaged AS (
-        SELECT session_id, sum(ms) AS ms FROM (
+        SELECT s.channel, sum(l.ms) AS ms
+        FROM (
             SELECT session_id, max(value) AS ms FROM events
             WHERE {PERIOD_FILTER} AND type = 'engagement' AND name = 'engaged_time'
-              AND isfinite(value) AND session_id <> 0
+              AND session_id <> 0
             GROUP BY session_id, page_seq
-        ) GROUP BY session_id
+        ) AS l
+        JOIN period_sessions AS s ON s.session_id = l.session_id
+        GROUP BY s.channel
     ),
-    signed_up AS (
-        SELECT DISTINCT session_id FROM events
-        WHERE {PERIOD_FILTER} AND type = 'custom' AND name = 'newsletter_signup'
-    )
-    SELECT s.channel, count(*), count(DISTINCT s.visitor_id), count(c.session_id),
-           coalesce(sum(e.ms), 0), count(DISTINCT s.visitor_id) FILTER (g.session_id IS NOT NULL)
-    FROM period_sessions AS s
-    LEFT JOIN converted AS c ON c.session_id = s.session_id
-    LEFT JOIN engaged AS e ON e.session_id = s.session_id
-    LEFT JOIN signed_up AS g ON g.session_id = s.session_id
-    GROUP BY s.channel
+    signed AS (SELECT channel, count(*) AS visitors FROM signed_up GROUP BY channel)
+    SELECT b.channel, b.sessions, b.visitors, b.converted, coalesce(e.ms, 0),
+           coalesce(g.visitors, 0)
+    FROM by_channel AS b
+    LEFT JOIN engaged AS e ON e.channel = b.channel
+    LEFT JOIN signed AS g ON g.channel = b.channel
     UNION ALL
     -- A visitor can arrive by several channels, so distinct visitors do not add up.
-    SELECT NULL, NULL, count(DISTINCT s.visitor_id), NULL, NULL,
-           count(DISTINCT s.visitor_id) FILTER (g.session_id IS NOT NULL)
-    FROM period_sessions AS s LEFT JOIN signed_up AS g ON g.session_id = s.session_id
+    SELECT NULL, NULL, (SELECT count(DISTINCT visitor_id) FROM period_sessions), NULL, NULL,
+           (SELECT count(DISTINCT visitor_id) FROM signed_up)
 """
 
 _LEAD_KPIS = f"""
     SELECT grouping(channel) = 1, channel, count(*), avg(score)
-    FROM leads WHERE {LEAD_FILTER} AND (score IS NULL OR isfinite(score))
+    FROM leads WHERE {LEAD_FILTER}
     GROUP BY GROUPING SETS ((channel), ())
 """
 

@@ -23,7 +23,7 @@ from sitepulse.config.models import IngestConfig, SiteConfig
 from sitepulse.enrich.channel import ChannelClassifier
 from sitepulse.enrich.geo import GeoLookup, Place
 from sitepulse.enrich.landing import Landing, parse_landing
-from sitepulse.enrich.privacy import DailySalt, id_from_string, visitor_hash
+from sitepulse.enrich.privacy import DailySalt, id_from_string, is_wire_id, visitor_hash
 from sitepulse.enrich.sessions import SessionState, SessionTracker
 from sitepulse.enrich.useragent import Agent, parse_agent
 from sitepulse.errors import InvalidInput
@@ -94,8 +94,11 @@ _landing = functools.lru_cache(maxsize=16384)(parse_landing)
 def _session_key(site: SiteConfig, visitor_id: int, given_session: str) -> tuple[str, int] | None:
     """How the tracker finds a session: by the id a backend gave, else by visitor."""
     if given_session:
-        # Given ids live above the sequential range (see SEQUENTIAL_SESSION_IDS).
-        return ("s:" + site.id, id_from_string(site.id, given_session) | SEQUENTIAL_SESSION_IDS)
+        sid = id_from_string(site.id, given_session)
+        if not is_wire_id(given_session):
+            # Foreign ids live above the sequential range (see SEQUENTIAL_SESSION_IDS).
+            sid |= SEQUENTIAL_SESSION_IDS
+        return ("s:" + site.id, sid)
     if visitor_id:
         return (site.id, visitor_id)
     return None
@@ -180,6 +183,13 @@ class Enricher:
         given_session: str,
     ) -> SessionState | None:
         site = visit.site
+        if given_session and is_wire_id(given_session):
+            # An id sitepulse issued (e.g. to the browser, which put it in a lead form):
+            # continue that session, with its channel, rather than start a new one.
+            issued = self.sessions.by_id(site.id, id_from_string(site.id, given_session))
+            if issued is not None and ts // 86_400_000 == issued.day:
+                issued.last_ts = max(issued.last_ts, ts)
+                return issued
         key = _session_key(site, visit.visitor_id, given_session)
         if key is None:
             return None
@@ -376,8 +386,13 @@ class Enricher:
             props={},
             given_session=sub.session_id,
         )
-        key = _session_key(site, visit.visitor_id, sub.session_id)
-        state = self.sessions.get(key) if key is not None else None
+        state = (
+            self.sessions.get(key)
+            if (key := _session_key(site, visit.visitor_id, sub.session_id))
+            else None
+        )
+        if sub.session_id and is_wire_id(sub.session_id):
+            state = self.sessions.by_id(site.id, event.session_id) or state
         click_id = (state.landing if state is not None else _landing(sub.url)).click_id
         lead = StoredLead(
             lead_id=lead_id,

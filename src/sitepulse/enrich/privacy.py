@@ -32,9 +32,14 @@ def hash64(*parts: bytes) -> int:
     return int.from_bytes(h.digest(), "little") or 1
 
 
+def is_wire_id(value: str) -> bool:
+    """Whether `value` is an id in sitepulse's own wire form (16 hex digits)."""
+    return len(value) == 16 and _HEX.issuperset(value)
+
+
 def id_from_string(site: str, value: str) -> int:
     """Map an id given by a client to our 64-bit id; our own 16-hex ids map to themselves."""
-    if len(value) == 16 and _HEX.issuperset(value):
+    if is_wire_id(value):
         return int(value, 16) or 1
     return hash64(b"id", site.encode(), value.encode())
 

@@ -59,6 +59,8 @@ class SessionTracker:
         self.timeout_ms = timeout_ms
         self.max_entries = max_entries
         self._open: OrderedDict[tuple[str, int], SessionState] = OrderedDict()
+        # session id -> its key, so a backend can name a session sitepulse issued.
+        self._keys: dict[int, tuple[str, int]] = {}
         self.last_id = last_id
 
     def resume_after(self, last_id: int) -> None:
@@ -69,6 +71,13 @@ class SessionTracker:
         return len(self._open)
 
     def get(self, key: tuple[str, int]) -> SessionState | None:
+        return self._open.get(key)
+
+    def by_id(self, site: str, session_id: int) -> SessionState | None:
+        """The open session of `site` with this id (as /api/v1/collect returned it)."""
+        key = self._keys.get(session_id)
+        if key is None or key[0] != site:
+            return None
         return self._open.get(key)
 
     def current(
@@ -106,8 +115,13 @@ class SessionTracker:
             session_id = self.last_id
         sid = session_id
         state = SessionState(sid, ts, ts // 86_400_000, decision, landing, source_key)
+        old = self._open.get(key)
+        if old is not None:
+            self._keys.pop(old.session_id, None)
         self._open[key] = state
         self._open.move_to_end(key)
+        self._keys[sid] = key
         while len(self._open) > self.max_entries:
-            self._open.popitem(last=False)
+            _, evicted = self._open.popitem(last=False)
+            self._keys.pop(evicted.session_id, None)
         return state

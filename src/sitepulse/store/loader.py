@@ -75,6 +75,8 @@ class Loader:
         self._buffered = 0
         self._loaded = store.journal_offset()
         self._wanted = 0  # a flush asks for everything up to this offset
+        self._sessions_wanted = 0  # ... and for the sessions table to cover it
+        self._sessions_through = self._loaded  # the sessions table covers rows up to here
         self._stopping = False
         self._touched: dict[int, int] = {}
         self._last_refresh = time.monotonic()
@@ -130,18 +132,28 @@ class Loader:
             if self._buffered >= self._max_events:
                 self._cond.notify_all()
 
-    def flush(self, offset: int, timeout: float) -> bool:
-        """Wait until everything journalled up to `offset` is in the store."""
+    def flush(self, offset: int, timeout: float, *, sessions: bool = False) -> bool:
+        """Wait until everything journalled up to `offset` is in the store.
+
+        With `sessions`, also until the derived sessions table covers it (what
+        the analyses read), instead of the next periodic refresh.
+        """
         deadline = time.monotonic() + timeout
+
+        def done() -> bool:
+            return self._loaded >= offset and (not sessions or self._sessions_through >= offset)
+
         with self._cond:
             self._wanted = max(self._wanted, offset)
+            if sessions:
+                self._sessions_wanted = max(self._sessions_wanted, offset)
             self._cond.notify_all()
-            while self._loaded < offset and self.alive:
+            while not done() and self.alive:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
-        return self._loaded >= offset
+            return done()
 
     def stop(self, timeout: float = 60.0) -> None:
         with self._cond:
@@ -175,15 +187,22 @@ class Loader:
                     self._cond.wait(wait)
                     if self._touched and time.monotonic() - self._last_refresh >= self._refresh:
                         break
+                    if self._sessions_wanted > self._sessions_through:
+                        break
                 chunks, self._chunks = self._chunks, []
                 self._buffered = 0
                 stopping = self._stopping
             if chunks:
                 self._load(chunks)
+            wanted = self._sessions_wanted > self._sessions_through
             if self._touched and (
-                stopping or time.monotonic() - self._last_refresh >= self._refresh
+                stopping or wanted or time.monotonic() - self._last_refresh >= self._refresh
             ):
                 self._refresh_sessions()
+            if not self._touched and self._sessions_through < self._loaded:
+                with self._cond:
+                    self._sessions_through = self._loaded
+                    self._cond.notify_all()
             if stopping and not chunks:
                 return
             if time.monotonic() - self._last_housekeeping >= self._housekeeping:

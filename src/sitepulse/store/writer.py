@@ -201,9 +201,12 @@ class Writer:
             self._cond.notify()
         return future
 
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Block until everything acknowledged so far is visible to queries."""
-        return self._loader.flush(self._journal.end, timeout)
+    def flush(self, timeout: float = 10.0, *, sessions: bool = False) -> bool:
+        """Block until everything acknowledged so far is visible to queries.
+
+        With `sessions`, the derived sessions table is brought up to date too.
+        """
+        return self._loader.flush(self._journal.end, timeout, sessions=sessions)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Journal what is queued, load everything, then stop both threads."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +32,8 @@ def report_routes(runtime: Runtime, authenticate: Authenticate) -> list[Route]:
             wanted = ReportRequest(
                 runtime.settings, site, dict(request.query_params), runtime.ingest.clock()
             )
+            # Read your writes: what was acknowledged is in the tables the analyses read.
+            await run_in_threadpool(functools.partial(runtime.writer.flush, sessions=True))
             try:
                 body = await run_in_threadpool(run_report, name, runtime.store, wanted)
             except AnalysisError as exc:
