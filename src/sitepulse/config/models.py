@@ -49,7 +49,7 @@ class ServerConfig(_Model):
 class StorageConfig(_Model):
     backend: Literal["duckdb"] = "duckdb"
     path: Path = Path("sitepulse-data")
-    memory_limit_mb: int = Field(default=128, ge=32)
+    memory_limit_mb: int = Field(default=256, ge=32)
     threads: int = Field(default=2, ge=1, le=64)
 
 
