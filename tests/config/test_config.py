@@ -45,6 +45,16 @@ BAD = [
     ("sites:\n  - page_groups: {blog: '('}\n", "sites.0.page_groups", "bad regex"),
     ("server:\n  trusted_proxies: [not-a-net]\n", "server.trusted_proxies", "not-a-net"),
     ("bots:\n  action: shoot\n", "bots.action", "'shoot'"),
+    ("scoring:\n  weights: {engagement: 0.5}\n", "scoring.weights", "sum to 1.0"),
+    ("attribution:\n  lookback_days: 0\n", "attribution.lookback_days", "0"),
+    ("experiments:\n  - {name: hero, metric: clicks}\n", "experiments.0.metric", "'clicks'"),
+    ("lead_webhooks:\n  - {url: 'ftp://x'}\n", "lead_webhooks.0.url", "ftp://x"),
+    ("lead_webhooks:\n  - {url: 'https://x', min_tier: gold}\n", "(top level)", "'gold'"),
+    (
+        "funnels:\n  - {name: f, steps: [{name: a, path: /x, colour: red}, {name: b}]}\n",
+        "funnels",
+        "funnels[0].steps[0].colour",
+    ),
 ]
 
 

@@ -20,11 +20,22 @@ from sitepulse.demo.traffic import TrafficConfig, backfill
 from tests.conftest import LiveServer, _factory
 
 
+PRICING_FUNNEL = {
+    "name": "pricing",
+    "window_ms": 3_600_000,
+    "steps": [
+        {"name": "pricing page", "path": "/pricing"},
+        {"name": "contact page", "path": "/contact*"},
+        {"name": "lead", "lead": True},
+    ],
+}
+
+
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server holding three days of the demo's traffic (with leads and experiments)."""
     make, servers = _factory(tmp_path_factory.mktemp("reports"))
-    server = make({"analysis": {"kpi_refresh_secs": 5}})
+    server = make({"analysis": {"kpi_refresh_secs": 5}, "funnels": [PRICING_FUNNEL]})
     cfg = TrafficConfig(
         base_url=server.base_url,
         site_key=server.site_key,
@@ -76,6 +87,9 @@ def test_funnel_and_form_failures(demo_server: LiveServer) -> None:
     assert counts == sorted(counts, reverse=True)
     failures = _get(demo_server, "/api/v1/form-failures", days=7)
     assert failures.status_code == 200, failures.text
+    pricing = _get(demo_server, "/api/v1/funnel", days=7, name="pricing").json()
+    assert [s["name"] for s in pricing["steps"]] == ["pricing page", "contact page", "lead"]
+    assert pricing["steps"][0]["units"] >= pricing["steps"][-1]["units"] > 0
 
 
 def test_attribution_and_experiments(demo_server: LiveServer) -> None:
@@ -103,6 +117,7 @@ def test_leads_come_scored_with_deadlines(demo_server: LiveServer) -> None:
         ("/api/v1/kpis", {"from": "2026-02-01", "to": "2026-01-01"}, "to"),
         ("/api/v1/vitals", {"by": "browser"}, "by"),
         ("/api/v1/funnel", {"breakdown": "variant"}, "experiment"),
+        ("/api/v1/funnel", {"name": "checkout"}, "name"),
         ("/api/v1/attribution", {"dimension": "planet"}, "dimension"),
         ("/api/v1/leads", {"tier": "gold"}, "tier"),
         ("/api/v1/sample-size", {"baseline": "2"}, "baseline"),

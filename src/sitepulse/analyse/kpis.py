@@ -58,6 +58,7 @@ class Target:
     strict: bool = False
 
     def met(self, value: float) -> bool:
+        """Whether `value` reaches the target."""
         return value > self.value if self.strict else value >= self.value
 
     def status(self, value: float | None, band: float = YELLOW_BAND) -> Status | None:

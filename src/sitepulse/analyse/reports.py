@@ -128,10 +128,13 @@ def _funnel(reader: Reader, req: Request) -> dict[str, Any]:
     experiment = req.params.get("experiment") or None
     if breakdown == "variant" and experiment is None:
         raise AnalysisError("experiment", "is needed for a breakdown by variant")
+    configured = {d.name: d for d in map(funnels.parse_funnel, req.settings.funnels)}
+    name = req.text("name", "lead", ("lead", *configured))
+    definition = configured.get(name, funnels.DEFAULT_LEAD_FUNNEL)
     report = funnels.funnel(
         reader,
         period,
-        funnels.DEFAULT_LEAD_FUNNEL,
+        definition,
         breakdown=None if breakdown == "none" else breakdown,
         experiment=experiment,
     )

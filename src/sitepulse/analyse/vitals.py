@@ -26,8 +26,9 @@ nest in the ratings). A bucket's conversion rate is the share of its distinct se
 produced a non-test lead in the period; a session whose loads fall in several buckets
 counts once in each.
 
-Cost. Two statements, each one scan of the period's vitals: the distributions (one
-GROUPING SETS aggregate) and the page loads (one hash aggregate per load, then small ones).
+Cost. Each statement is one scan of the period's vitals: the distributions by group, the
+overall ones (only with `by`), and the page loads (one hash aggregate keyed by load, then
+small ones). Percentiles dominate; rating counts come from a join with THRESHOLDS.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class LcpBucket:
     upper_ms: float | None  # None: no upper edge
 
     def contains(self, value: float) -> bool:
+        """Whether an LCP of `value` ms falls in this bucket."""
         above = value >= self.lower_ms if self.lower_ms == 0 else value > self.lower_ms
         return above and (self.upper_ms is None or value <= self.upper_ms)
 

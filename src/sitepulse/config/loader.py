@@ -72,7 +72,10 @@ def _format_errors(exc: ValidationError) -> list[str]:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(f"{key}: {message} (got {err.get('input')!r})")
+        got = repr(err.get("input"))
+        if len(got) > 120:  # a whole section: the message names the key inside it
+            got = got[:117] + "..."
+        problems.append(f"{key}: {message} (got {got})")
     return problems
 
 

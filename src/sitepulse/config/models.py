@@ -6,7 +6,7 @@ import ipaddress
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -131,7 +131,26 @@ class Settings(_Model):
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     experiments: tuple[ExperimentSettings, ...] = ()
     lead_webhooks: tuple[LeadWebhook, ...] = ()
+    # Funnels besides the built-in lead funnel; see docs/CONFIGURATION.md.
+    funnels: tuple[dict[str, Any], ...] = ()
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+
+    @field_validator("funnels")
+    @classmethod
+    def _funnels(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        from sitepulse.analyse.base import AnalysisError
+        from sitepulse.analyse.funnels import parse_funnel
+
+        names: set[str] = set()
+        for i, raw in enumerate(value):
+            try:
+                definition = parse_funnel(raw)
+            except AnalysisError as exc:
+                raise ValueError(f"funnels[{i}].{exc.field}: {exc.message}") from exc
+            if definition.name in names or definition.name == "lead":
+                raise ValueError(f"funnels[{i}].name: {definition.name!r} is used already")
+            names.add(definition.name)
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
