@@ -19,7 +19,6 @@ import pytest
 from sitepulse.demo.traffic import TrafficConfig, backfill
 from tests.conftest import LiveServer, _factory
 
-
 PRICING_FUNNEL = {
     "name": "pricing",
     "window_ms": 3_600_000,
