@@ -10,7 +10,7 @@ from sitepulse.analyse.lead_scores import score_stored_leads
 from sitepulse.config.models import Settings
 from sitepulse.config.scoring import ScoringConfig
 from tests.analyse.journeys import DAY, MINUTE, T0, Journeys
-from tests.conftest import SITE_HOST, SITE_KEY, LiveServer, ServerFactory, pageview
+from tests.conftest import SITE_HOST, SITE_KEY, LiveServer, ServerFactory, new_id, now_ms, pageview
 
 
 def _hits(score: dict[str, Any], component: str) -> dict[str, int]:
@@ -103,3 +103,30 @@ def test_a_lead_is_answered_with_its_score_and_rescored_when_the_model_changes(
     new_model = ScoringConfig.model_validate({"weights": weights}).fingerprint
     assert {r[1] for r in rescored} == {new_model} != {ScoringConfig().fingerprint}
     assert rescored[1][0] > full["score"]
+
+
+def test_later_engagement_raises_the_stored_score(live_server: LiveServer) -> None:
+    first = _lead(live_server, **FULL)
+    # Engagement that arrives after the lead (beacons come at page leave): 2.5 minutes
+    # on a service page.
+    page = pageview(f"https://{SITE_HOST}/services/data", ts=now_ms() - 200_000)
+    events: list[dict[str, Any]] = [page]
+    for value in (60_000, 150_000):  # running totals: 2.5 minutes engaged on the page
+        events.append(
+            {
+                "event_id": new_id(),
+                "ts": page["ts"] + value,
+                "type": "engagement",
+                "name": "engaged_time",
+                "value": value,
+                "url": page["url"],
+                "props": {"pageview_id": page["event_id"]},
+            }
+        )
+    with live_server.client() as c:
+        assert c.post("/api/v1/collect", json={"site_key": SITE_KEY, "events": events}).is_success
+        leads = c.get(
+            "/api/v1/leads", headers={"Authorization": f"Bearer {live_server.token}"}
+        ).json()["leads"]
+    (later,) = [lead for lead in leads if lead["lead_id"] == first["lead_id"]]
+    assert later["score"] > first["score"]
