@@ -30,6 +30,7 @@ pytest:
 bench: setup-test
 	$(PY) bench/ingest.py
 	$(PY) bench/storage.py
+	$(PY) -m bench.analyses
 
 clean:
 	rm -rf .venv node_modules src/sitepulse/collect/static/sp.js .setup-stamp-* test-artifacts
