@@ -16,8 +16,6 @@ from typing import Any
 from sitepulse.analyse import funnels, kpis, vitals
 from sitepulse.analyse.attribution import Dimension
 from sitepulse.analyse.base import DAY_MS, AnalysisError, Period, Reader
-from sitepulse.analyse.experiments import experiments_report
-from sitepulse.analyse.sequential import minimum_detectable_effect, sample_size
 from sitepulse.analyse.touchpoints import attribution_report
 from sitepulse.clock import iso_ms
 from sitepulse.config.models import Settings, SiteConfig
@@ -155,6 +153,9 @@ def _attribution(reader: Reader, req: Request) -> dict[str, Any]:
 
 
 def _experiments(reader: Reader, req: Request) -> dict[str, Any]:
+    # scipy costs ~65 MB of memory: loaded on the first experiment question, not at start.
+    from sitepulse.analyse.experiments import experiments_report
+
     period = req.period()
     found = experiments_report(reader, period, req.settings.experiments)
     wanted = req.params.get("name")
@@ -166,6 +167,8 @@ def _experiments(reader: Reader, req: Request) -> dict[str, Any]:
 
 
 def _sample_size(reader: Reader, req: Request) -> dict[str, Any]:
+    from sitepulse.analyse.sequential import minimum_detectable_effect, sample_size
+
     baseline = req.number("baseline", 0.03, 1e-6, 0.999)
     alpha = req.number("alpha", 0.05, 1e-6, 0.5)
     power = req.number("power", 0.8, 0.5, 0.999)
