@@ -453,3 +453,15 @@ def test_validation_errors_name_the_argument(call: Callable[[], object], names: 
         call()
     for name in names:
         assert name in str(caught.value)
+
+
+def test_verdict_for_a_lead_the_sequential_test_has_not_confirmed_yet() -> None:
+    # A large early difference: a one-off z-test calls it, the always-valid test not yet.
+    readout = read_experiment(_counts(("A", 200, 4), ("B", 200, 30)), control="A")
+    (b,) = readout.variants
+    assert b.decision == "inconclusive"
+    assert b.frequentist.p_value < 0.05
+    assert b.verdict.startswith("B is ahead of A (15.00% vs 2.00%, fixed-horizon p = ")
+    assert "not yet confirmed by the always-valid test" in b.verdict
+    assert "no detectable difference" not in b.verdict
+    assert b.more_visitors_needed is not None and 0 < b.more_visitors_needed < 10_000

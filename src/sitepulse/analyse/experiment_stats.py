@@ -321,12 +321,24 @@ def read_experiment(
                     math.ceil(plan_n) - base.visitors, math.ceil(plan_n * ratio) - arm.visitors, 0
                 )
         decision = _decide(srm.mismatch, seq, seq_p, alpha)
+        if decision == "inconclusive" and freq_p < alpha and 0 < base.rate < 1 and 0 < arm.rate < 1:
+            # How long until the always-valid test confirms the difference seen so far.
+            ratio = weight_of[arm.name] / weight_of[control]
+            confirm = sequential_sample_size(
+                base.rate, arm.rate, mixing_sd=mixing_sd, alpha=alpha, power=power, ratio=ratio
+            )
+            if math.isfinite(confirm):
+                needed = max(
+                    math.ceil(confirm) - base.visitors,
+                    math.ceil(confirm * ratio) - arm.visitors,
+                    0,
+                )
         results.append(
             VariantResult(
                 name=arm.name,
                 control=control,
                 decision=decision,
-                verdict=_verdict(decision, arm, base, seq_p, needed, mde_relative),
+                verdict=_verdict(decision, arm, base, seq_p, needed, mde_relative, freq_p, alpha),
                 details=_details(arm.name, control, seq, seq_p, freq, bayes),
                 sequential=seq,
                 sequential_p_adjusted=seq_p,
@@ -377,6 +389,8 @@ def _verdict(
     p_adjusted: float,
     needed: int | None,
     mde_relative: float,
+    fixed_p: float = 1.0,
+    alpha: float = 0.05,
 ) -> str:
     b, a = arm.name, base.name
     rates = f"{arm.rate:.2%} vs {base.rate:.2%}"
@@ -388,6 +402,15 @@ def _verdict(
     if decision == "worse":
         return f"{a} beats {b} with {confidence} confidence (conversion {rates})"
     lift = f"{mde_relative * 100:g}% lift"
+    if fixed_p < alpha:
+        # A difference a one-off test would call, that the always-valid test (which
+        # allows daily looks) does not confirm yet: say both, never "no difference".
+        leader, trailer = (b, a) if arm.rate > base.rate else (a, b)
+        more = f" about {_about(needed):,} more visitors per variant" if needed else " another look"
+        return (
+            f"{leader} is ahead of {trailer} ({rates}, fixed-horizon p = {fixed_p:.2g}), "
+            f"not yet confirmed by the always-valid test: it needs{more}"
+        )
     if needed is None:
         return f"{b} vs {a}: no detectable difference yet: too little data to size the test"
     if needed == 0:
