@@ -157,3 +157,17 @@ def test_sessions_split_on_inactivity_and_new_campaigns() -> None:
     tracker.start(("site", 2), 0, decision, landing, ("",) * 5)
     tracker.start(("site", 3), 0, decision, landing, ("",) * 5)
     assert len(tracker) == 2 and tracker.get(key) is None  # bounded: the oldest went first
+
+
+def test_sessions_number_pages_and_find_them_by_id() -> None:
+    tracker = SessionTracker(timeout_ms=30 * 60_000, max_entries=10)
+    decision = ChannelDecision("Direct", "(direct)", "(none)", "no_referrer")
+    state = tracker.start(("site", 1), 0, decision, parse_landing("https://x.example/"), ("",) * 5)
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(1, 41)]
+    assert [state.new_page(page_id) for page_id in ids] == list(range(1, 41))
+    assert state.page_of(ids[-1]) == 40
+    assert state.page_of(ids[8].upper()) == 9  # the browser's case does not matter
+    assert state.page_of(ids[7]) == 0  # only the latest 32 page ids are kept
+    assert state.page_of(None) == 40  # an event naming no page belongs to the latest
+    assert tracker.by_id("site", state.session_id) is state
+    assert tracker.by_id("other-site", state.session_id) is None

@@ -33,23 +33,31 @@ class SessionState:
     landing: Landing
     source_key: tuple[str, ...]
     pages: int = 0
-    page_ids: dict[str, int] = field(default_factory=dict)
+    # Hashes of the latest page-view ids, oldest first: the last one is page `pages`.
+    # A short list of ints, not a dict of UUID strings: a tracker holds up to
+    # session_cache_max of these (a dict cost ~250 bytes more per session).
+    page_ids: list[int] = field(default_factory=list)
 
     def new_page(self, page_id: str) -> int:
         """Number a page view of this session (1, 2, ...) and remember its id."""
         if self.pages < _MAX_PAGE_SEQ:
             self.pages += 1
         ids = self.page_ids
-        ids[page_id] = self.pages
+        ids.append(hash(page_id.lower()))
         if len(ids) > _PAGE_IDS_KEPT:
-            del ids[next(iter(ids))]
+            del ids[0]
         return self.pages
 
     def page_of(self, page_id: object) -> int:
         """The number of the page view an event names; the latest one when it names none."""
-        if isinstance(page_id, str):
-            return self.page_ids.get(page_id.lower(), 0)
-        return self.pages
+        if not isinstance(page_id, str):
+            return self.pages
+        ids = self.page_ids
+        try:
+            index = ids.index(hash(page_id.lower()))
+        except ValueError:
+            return 0
+        return max(self.pages - (len(ids) - 1 - index), 1)
 
 
 class SessionTracker:
