@@ -734,6 +734,17 @@ FUNNELS = {
     "lead first": FunnelDefinition(
         "lead first", (LeadStep("lead"), PageStep("any page"), LeadStep("another lead"))
     ),
+    # Form steps are read with a range of names pushed into the scan: "submit" lies inside
+    # the range [form_start, submit_error] and matches no step.
+    "errors": FunnelDefinition(
+        "errors",
+        (
+            PageStep("any page"),
+            EventStep("start", "form", "form_start"),
+            EventStep("failed", "form", "submit_error"),
+        ),
+        window_ms=2 * HOUR,
+    ),
 }
 CASES = [
     (name, order, unit)
@@ -809,3 +820,35 @@ def test_strict_order_matches_clickhouse_window_funnel(
         theirs = [sum(c for level, c in levels.items() if level >= k) for k in range(1, 7)]
         definition = dataclasses.replace(DEFAULT_LEAD_FUNNEL, window_ms=window)
         assert units(funnel(db, period, definition)) == theirs
+
+
+GLOB_PATHS = ("/a_b/x", "/axb/y", "/a%b", "/a_", "/contact", "/contact-us", "/x/contact")
+
+
+@pytest.fixture(scope="module")
+def glob_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    book = Journeys()
+    for visitor, path in enumerate(GLOB_PATHS, start=1):
+        book.visit(visitor).page(at(visitor), "/").page(at(visitor) + MINUTE, path)
+    db = book.save(tmp_path_factory.mktemp("globs"))
+    yield db
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("glob", "matched"),
+    [
+        ("/a_b*", {"/a_b/x"}),  # a literal prefix: `_` is no wildcard
+        ("/a%*", {"/a%b"}),
+        ("/a?b*", {"/a_b/x", "/axb/y", "/a%b"}),
+        ("/contact*", {"/contact", "/contact-us"}),
+        ("/contact", {"/contact"}),
+        ("*contact", {"/contact", "/x/contact"}),
+        ("/a_", {"/a_"}),
+    ],
+)
+def test_path_globs(glob_store: DuckDBStore, glob: str, matched: set[str]) -> None:
+    assert {p for p in GLOB_PATHS if fnmatch.fnmatchcase(p, glob)} == matched  # the meaning
+    definition = FunnelDefinition("glob", (PageStep("any"), PageStep("glob", path=glob)))
+    report = funnel(glob_store, PERIOD, definition)
+    assert units(report) == [len(GLOB_PATHS), len(matched)]

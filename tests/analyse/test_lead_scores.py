@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sitepulse.analyse.lead_scores import score_stored_leads
+import pytest
+
+from sitepulse.analyse.lead_scores import ScoredLead, score_stored_leads
 from sitepulse.config.models import Settings
 from sitepulse.config.scoring import ScoringConfig
-from tests.analyse.journeys import DAY, MINUTE, T0, Journeys
+from tests.analyse.journeys import DAY, HOUR, MINUTE, T0, Journeys
 from tests.conftest import SITE_HOST, SITE_KEY, LiveServer, ServerFactory, new_id, now_ms, pageview
 
 
@@ -130,3 +132,52 @@ def test_later_engagement_raises_the_stored_score(live_server: LiveServer) -> No
         ).json()["leads"]
     (later,) = [lead for lead in leads if lead["lead_id"] == first["lead_id"]]
     assert later["score"] > first["score"]
+
+
+def _engagement_hits(scored: ScoredLead) -> dict[str, int]:
+    return _hits(scored.score.to_dict(), "engagement")
+
+
+def test_leads_of_several_sites_see_only_their_sites_events(tmp_path: Path) -> None:
+    # The same visitor id on two sites: each lead's facts come from its own site only
+    # (with one site the site is a scan filter, with several it is part of the join).
+    book = Journeys()
+    home = book.visit(7)
+    home.page(T0, "/").page(T0 + MINUTE, "/a").page(T0 + 2 * MINUTE, "/b")
+    home.lead(T0 + 3 * MINUTE)
+    other = Journeys(site="other")
+    other._next_session = 100
+    away = other.visit(7)
+    for i in range(6):
+        away.page(T0 + i * MINUTE, f"/p{i}").engaged(T0 + i * MINUTE + 1000, 200_000)
+    away.lead(T0 + 7 * MINUTE)
+    book.events += other.events
+    book.leads += other.leads
+    store = book.save(tmp_path)
+    both = {s.site: s for s in score_stored_leads(store, Settings(), None, T0 + HOUR)}
+    assert _engagement_hits(both["acme"]) == {"extra_page": 1}  # three views, two free
+    assert _engagement_hits(both["other"]) == {"engaged_page": 6, "extra_page": 4}
+    # Scoring one site's lead alone (one site: the scan filter) agrees with the above.
+    for site, scored in both.items():
+        (alone,) = score_stored_leads(store, Settings(), [scored.lead_id], T0 + HOUR)
+        assert alone == scored, site
+    store.close()
+
+
+@pytest.mark.parametrize(("min_secs", "reads"), [(120, 1), (60, 2), (30, 3), (1, 3)])
+def test_engaged_pages_count_from_the_models_minimum(
+    tmp_path: Path, min_secs: int, reads: int
+) -> None:
+    book = Journeys()
+    visit = book.visit(3)
+    # Running totals: each page load's largest value counts (150 s, 70 s, 30 s).
+    visit.page(T0, "/").engaged(T0 + 1000, 40_000).engaged(T0 + 2000, 150_000)
+    visit.page(T0 + MINUTE, "/a").engaged(T0 + MINUTE + 1000, 70_000)
+    visit.page(T0 + 2 * MINUTE, "/b").engaged(T0 + 2 * MINUTE + 1000, 30_000)
+    visit.lead(T0 + 3 * MINUTE)
+    store = book.save(tmp_path)
+    model = {"engagement": {"engaged_page": {"min_engaged_secs": min_secs}}}
+    settings = Settings.model_validate({"scoring": model})
+    (scored,) = score_stored_leads(store, settings, None, T0 + HOUR)
+    assert _engagement_hits(scored).get("engaged_page", 0) == reads
+    store.close()

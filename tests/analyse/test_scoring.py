@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -16,11 +17,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sitepulse.analyse.scoring import (
+    Activity,
     CustomEvent,
     Download,
     EngagedTime,
     EngagementFacts,
     LeadFacts,
+    LeadScorer,
     PageView,
     Score,
     Session,
@@ -349,7 +352,7 @@ def test_component_caps_and_floors_are_reported() -> None:
     # FULL_FORM is worth 90 (no company size or industry) plus the custom field's 10.
     assert form.raw_points == 100
     assert [(c.applies_to, c.points_before, c.points_after) for c in form.caps] == []
-    full = replace(lead, company_size="1-10", industry="Mining")
+    full = msgspec.structs.replace(lead, company_size="1-10", industry="Mining")
     score = score_lead(config, full, EngagementFacts(), now_ms=NOW, zone="UTC")
     form, demographics = score.components[2], score.components[3]
     assert [(c.applies_to, c.points_before, c.points_after) for c in form.caps] == [
@@ -543,7 +546,7 @@ def test_follow_up_deadlines(
 
 
 def test_score_carries_the_tiers_deadline_in_local_time() -> None:
-    lead = replace(CASES[0].lead, ts=_ms("2024-11-03T01:30-04:00"))
+    lead = msgspec.structs.replace(CASES[0].lead, ts=_ms("2024-11-03T01:30-04:00"))
     score = score_lead(DEFAULT, lead, _busy(lead.ts), now_ms=lead.ts, zone="America/New_York")
     assert score.tier == "premium" and score.action == "immediate follow-up"
     assert score.follow_up.policy == "within_minutes"
@@ -748,3 +751,53 @@ def test_breakdown_always_sums_to_total(
         assert abs(component.contribution - component.weight * component.points) < 0.1 + 1e-9
     for sub in (score.fit_score, score.engagement_score):
         assert 0 <= sub <= 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases=st.lists(st.tuples(_leads, _facts), min_size=2, max_size=8))
+def test_a_shared_scorer_scores_as_a_fresh_one(
+    cases: list[tuple[LeadFacts, EngagementFacts]],
+) -> None:
+    # LeadScorer memoises components across leads; none of that may leak between them.
+    scorer = LeadScorer(DEFAULT)
+    for _ in range(2):
+        for lead, facts in cases:
+            shared = scorer.score(lead, facts, now_ms=NOW, zone="Europe/Berlin")
+            alone = score_lead(DEFAULT, lead, facts, now_ms=NOW, zone="Europe/Berlin")
+            assert shared == alone
+            assert shared.to_dict() == alone.to_dict()
+
+
+def test_activity_scores_as_the_facts_it_comes_from() -> None:
+    facts = _busy(NOW - 10 * DAY)
+    reads = Activity.of(facts, DEFAULT.engagement.engaged_page.min_engaged_secs)
+    assert len(reads.reads) == 3 and len(reads.pageviews) == 7
+    for lead in (CASES[0].lead, CASES[1].lead):
+        via_facts = score_lead(DEFAULT, lead, facts, now_ms=NOW, zone="UTC")
+        assert score_lead(DEFAULT, lead, reads, now_ms=NOW, zone="UTC") == via_facts
+    short = EngagementFacts(engaged=(EngagedTime(NOW, 119_999.0), EngagedTime(NOW, 120_000.0)))
+    assert Activity.of(short, 120).reads == [NOW]
+
+
+@pytest.mark.parametrize("policy", ["end_of_business_day", "end_of_next_business_day"])
+def test_a_shared_scorer_keeps_every_deadline(policy: str) -> None:
+    # Closing times are remembered per local day; each lead's deadline must still be
+    # follow_up_deadline's, across DST changes, weekends and holidays, before and after close.
+    tiers = [{"name": "only", "min_score": 0, "action": "call", "follow_up": policy}]
+    hours = {"holidays": ["2024-10-03", "2024-12-25"]}
+    config = ScoringConfig.model_validate({"tiers": tiers, "business_hours": hours})
+    scorer = LeadScorer(config)
+    zone = ZoneInfo("Europe/Berlin")
+    start = _ms("2024-09-28T00:00Z")
+    lead = CASES[3].lead
+    for step in range(0, 100 * DAY, 7 * 3_600_000 + 13 * 60_000):
+        ts = start + step
+        got = scorer.score(
+            msgspec.structs.replace(lead, ts=ts), EngagementFacts(), now_ms=NOW, zone=zone
+        )
+        expected = follow_up_deadline(config.tiers[0], ts, config.business_hours, zone)
+        assert expected is not None and got.follow_up.deadline_ms == expected
+        assert (
+            got.follow_up.deadline_local
+            == datetime.fromtimestamp(expected / 1000, zone).isoformat()
+        )

@@ -30,7 +30,9 @@ the last page viewed in sessions that did not convert, with exits per path and e
 those exits / all page views of the path in the period's sessions.
 
 Cost. Per period one statement over the sessions table and the period's engagement and
-signup events, and one over the leads; then one each for paths and drop-offs.
+signup events, and one over the leads; then one for paths and drop-offs together, which
+read the period sessions' page views once (exit pages are found by a small integer code
+per path: `arg_max` with a string payload copies every path it sees).
 """
 
 from __future__ import annotations
@@ -255,7 +257,8 @@ _DAILY_LEADS = f"""
     WHERE {LEAD_FILTER} GROUP BY day
 """
 
-_PATHS = f"""
+# Paths and drop-offs share one read of the period sessions' page views (see "Cost").
+_PAGES = f"""
     WITH {_SESSIONS},
     first_lead AS (
         SELECT session_id, min(ts) AS lead_ts FROM leads WHERE {LEAD_FILTER} GROUP BY session_id
@@ -264,44 +267,46 @@ _PATHS = f"""
         SELECT f.session_id, f.lead_ts FROM first_lead AS f
         WHERE f.session_id IN (SELECT session_id FROM period_sessions)
     ),
-    steps AS (
-        SELECT session_id, list(path ORDER BY ts, page_seq) AS paths,
-               list(page_group ORDER BY ts, page_seq) AS groups
-        FROM events JOIN converting USING (session_id)
-        WHERE {PERIOD_FILTER} AND type = 'pageview' AND ts <= lead_ts
-        GROUP BY session_id
-    )
-    SELECT 'total', NULL::VARCHAR[], count(*) FROM converting
-    UNION ALL (
-        SELECT 'path', paths, count(*) AS n FROM steps GROUP BY paths
-        ORDER BY n DESC, paths LIMIT ?
-    )
-    UNION ALL (
-        SELECT 'group', groups, count(*) AS n FROM steps GROUP BY groups
-        ORDER BY n DESC, groups LIMIT ?
-    )
-"""
-
-_DROP_OFFS = f"""
-    WITH {_SESSIONS},
-    {_CONVERTED},
-    views AS (
-        SELECT session_id, path, page_seq FROM events
+    views AS MATERIALIZED (
+        SELECT session_id, ts, path, page_seq, page_group FROM events
         WHERE {PERIOD_FILTER} AND type = 'pageview'
           AND session_id IN (SELECT session_id FROM period_sessions)
     ),
-    exits AS (
-        SELECT exit_path AS path, count(*) AS exits FROM (
-            SELECT session_id, arg_max(path, page_seq) AS exit_path FROM views
-            WHERE session_id NOT IN (SELECT session_id FROM converted)
-            GROUP BY session_id
-        ) GROUP BY exit_path
+    steps AS (
+        SELECT session_id, list(path ORDER BY ts, page_seq) AS paths,
+               list(page_group ORDER BY ts, page_seq) AS groups
+        FROM views JOIN converting USING (session_id)
+        WHERE ts <= lead_ts
+        GROUP BY session_id
     ),
-    totals AS (SELECT path, count(*) AS pageviews FROM views GROUP BY path)
-    SELECT path, exits, pageviews, sum(exits) OVER () AS all_exits
-    FROM exits JOIN totals USING (path)
-    ORDER BY exits DESC, path
-    LIMIT ?
+    -- Numbered in path order, so every reader of `totals` sees the same codes.
+    totals AS MATERIALIZED (
+        SELECT path, pageviews, row_number() OVER (ORDER BY path) AS code
+        FROM (SELECT path, count(*) AS pageviews FROM views GROUP BY path)
+    ),
+    exits AS (
+        SELECT exit_code AS code, count(*) AS exits FROM (
+            SELECT v.session_id, arg_max(t.code, v.page_seq) AS exit_code
+            FROM views AS v JOIN totals AS t USING (path)
+            WHERE v.session_id NOT IN (SELECT session_id FROM first_lead)
+            GROUP BY v.session_id
+        ) GROUP BY exit_code
+    )
+    SELECT 'total', NULL::VARCHAR[], count(*), NULL, NULL FROM converting
+    UNION ALL (
+        SELECT 'path', paths, count(*) AS n, NULL, NULL FROM steps GROUP BY paths
+        ORDER BY n DESC, paths LIMIT ?
+    )
+    UNION ALL (
+        SELECT 'group', groups, count(*) AS n, NULL, NULL FROM steps GROUP BY groups
+        ORDER BY n DESC, groups LIMIT ?
+    )
+    UNION ALL (
+        SELECT 'exit', [t.path], e.exits, t.pageviews, sum(e.exits) OVER ()
+        FROM exits AS e JOIN totals AS t USING (code)
+        ORDER BY e.exits DESC, t.path
+        LIMIT ?
+    )
 """
 
 
@@ -434,10 +439,19 @@ def _lead_trend(reader: Reader, period: Period) -> LeadTrend:
     return LeadTrend(days, _slope([float(d.leads) for d in days if d.full_day]))
 
 
-def _paths(
-    reader: Reader, period: Period, top: int
-) -> tuple[int, tuple[PathCount, ...], tuple[PathCount, ...]]:
-    rows = reader.query(_PATHS, [*period.params * 3, top, top])
+@dataclass(frozen=True, slots=True)
+class _Pages:
+    """Converting sessions, their top paths, and where the others left."""
+
+    converting: int
+    top_paths: tuple[PathCount, ...]
+    top_groups: tuple[PathCount, ...]
+    exits: int
+    drop_offs: tuple[DropOff, ...]
+
+
+def _pages(reader: Reader, period: Period, top: int) -> _Pages:
+    rows = reader.query(_PAGES, [*period.params * 3, top, top, top])
     total = next(int(r[2]) for r in rows if r[0] == "total")
 
     def counted(kind: str) -> tuple[PathCount, ...]:
@@ -445,22 +459,19 @@ def _paths(
             PathCount(tuple(r[1]), int(r[2]), int(r[2]) / total) for r in rows if r[0] == kind
         )
 
-    return total, counted("path"), counted("group")
-
-
-def _drop_offs(reader: Reader, period: Period, top: int) -> tuple[int, tuple[DropOff, ...]]:
-    rows = reader.query(_DROP_OFFS, [*period.params * 3, top])
-    total = int(rows[0][3]) if rows else 0
-    return total, tuple(
+    exits = [r for r in rows if r[0] == "exit"]
+    all_exits = int(exits[0][4]) if exits else 0
+    drop_offs = tuple(
         DropOff(
-            path=path,
-            exits=int(exits),
+            path=steps[0],
+            exits=int(count),
             pageviews=int(views),
-            exit_rate=_ratio(int(exits), int(views)),
-            share=int(exits) / total,
+            exit_rate=_ratio(int(count), int(views)),
+            share=int(count) / all_exits,
         )
-        for path, exits, views, _ in rows
+        for _, steps, count, views, _ in exits
     )
+    return _Pages(total, counted("path"), counted("group"), all_exits, drop_offs)
 
 
 def kpi_report(
@@ -474,8 +485,7 @@ def kpi_report(
     before = period.previous()
     current = _period_values(reader, period)
     previous = _period_values(reader, before)
-    converting, top_paths, top_groups = _paths(reader, period, top)
-    exits, drop_offs = _drop_offs(reader, period, top)
+    pages = _pages(reader, period, top)
     return KpiReport(
         site=period.site,
         start_ms=period.start_ms,
@@ -485,9 +495,9 @@ def kpi_report(
         yellow_band=yellow_band,
         kpis=_kpis(current, previous, yellow_band),
         lead_trend=_lead_trend(reader, period),
-        converting_sessions=converting,
-        top_paths=top_paths,
-        top_page_group_paths=top_groups,
-        non_converting_exits=exits,
-        drop_offs=drop_offs,
+        converting_sessions=pages.converting,
+        top_paths=pages.top_paths,
+        top_page_group_paths=pages.top_groups,
+        non_converting_exits=pages.exits,
+        drop_offs=pages.drop_offs,
     )
