@@ -16,12 +16,6 @@ from sitepulse.config.models import Settings
 KIND = "lead_webhook"
 log = logging.getLogger(__name__)
 
-_LEAD = """
-SELECT lead_id::VARCHAR, site, epoch_ms(ts), email, phone, name, company, company_size,
-       industry, country, budget, timeline, message, consent, fields::VARCHAR, form, url,
-       channel, source, medium, campaign, is_test
-FROM leads WHERE lead_id = ?
-"""
 _FIELDS = (
     "lead_id",
     "site",
@@ -46,6 +40,9 @@ _FIELDS = (
     "campaign",
     "is_test",
 )
+# One list of columns: the SELECT is built from it, so the two cannot drift apart.
+_CASTS = {"lead_id": "lead_id::VARCHAR", "ts": "epoch_ms(ts)", "fields": "fields::VARCHAR"}
+_LEAD = f"SELECT {', '.join(_CASTS.get(f, f) for f in _FIELDS)} FROM leads WHERE lead_id = ?"
 
 
 class LeadRouter:
