@@ -103,7 +103,8 @@ class Runtime:
         metrics.unloaded.set_function(lambda: writer.unloaded_events)
 
         def lead_score(lead_id: bytes) -> dict[str, Any] | None:
-            if not writer.flush(5.0):
+            # Scores are computed once sessions and page loads cover the lead.
+            if not writer.flush(5.0, sessions=True):
                 return None
             rows = store.query(
                 "SELECT score, tier, epoch_ms(follow_up_due) FROM leads WHERE lead_id = ?",

@@ -29,10 +29,13 @@ converting session up to its first lead, in order, counted by identical sequence
 the last page viewed in sessions that did not convert, with exits per path and exit rate =
 those exits / all page views of the path in the period's sessions.
 
-Cost. Per period one statement over the sessions table and the period's engagement and
-signup events, and one over the leads; then one for paths and drop-offs together, which
-read the period sessions' page views once (exit pages are found by a small integer code
-per path: `arg_max` with a string payload copies every path it sees).
+Cost. The derived tables do the heavy lifting at ingest: a session row carries its engaged
+time (the sum over its page loads of each load's largest `engaged_time`), its newsletter
+sign-ups and its last page viewed (`sessions.engaged_ms`, `signups`, `exit_path`), and a
+page view is a row of `page_loads`. Per period, one statement over the period's sessions
+(with the converted ones) and one over the leads; then one for paths and drop-offs, which
+reads the period sessions' page loads once. A session counts whole in the period it started
+in (its engaged time and last page included).
 """
 
 from __future__ import annotations
@@ -199,51 +202,21 @@ class KpiReport(_Record):
 # when it started.
 _SESSIONS = f"""
     period_sessions AS (
-        SELECT session_id, visitor_id, channel FROM (
-            SELECT session_id, visitor_id, channel, site, is_bot, started_at AS ts FROM sessions
+        SELECT session_id, visitor_id, channel, engaged_ms, signups, exit_path FROM (
+            SELECT *, started_at AS ts FROM sessions
         ) WHERE {PERIOD_FILTER}
     )"""
 _CONVERTED = f"converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_FILTER})"
 
+# One pass over the period's sessions: each row carries its engaged time and sign-ups.
 _SESSION_KPIS = f"""
     WITH {_SESSIONS},
-    {_CONVERTED},
-    -- Few sessions sign up, so their visitors are counted from this small join rather than
-    -- with a filtered DISTINCT over every session.
-    signed_up AS (
-        SELECT DISTINCT s.channel, s.visitor_id
-        FROM events AS e JOIN period_sessions AS s ON s.session_id = e.session_id
-        WHERE {PERIOD_FILTER} AND type = 'custom' AND name = 'newsletter_signup'
-    ),
-    by_channel AS (
-        SELECT s.channel, count(*) AS sessions, count(DISTINCT s.visitor_id) AS visitors,
-               count(c.session_id) AS converted
-        FROM period_sessions AS s LEFT JOIN converted AS c ON c.session_id = s.session_id
-        GROUP BY s.channel
-    ),
-    -- Page loads are joined straight to their session's channel: summing per session first
-    -- would be a second large aggregation for nothing.
-    engaged AS (
-        SELECT s.channel, sum(l.ms) AS ms
-        FROM (
-            SELECT session_id, max(value) AS ms FROM events
-            WHERE {PERIOD_FILTER} AND type = 'engagement' AND name = 'engaged_time'
-              AND session_id <> 0
-            GROUP BY session_id, page_seq
-        ) AS l
-        JOIN period_sessions AS s ON s.session_id = l.session_id
-        GROUP BY s.channel
-    ),
-    signed AS (SELECT channel, count(*) AS visitors FROM signed_up GROUP BY channel)
-    SELECT b.channel, b.sessions, b.visitors, b.converted, coalesce(e.ms, 0),
-           coalesce(g.visitors, 0)
-    FROM by_channel AS b
-    LEFT JOIN engaged AS e ON e.channel = b.channel
-    LEFT JOIN signed AS g ON g.channel = b.channel
-    UNION ALL
-    -- A visitor can arrive by several channels, so distinct visitors do not add up.
-    SELECT NULL, NULL, (SELECT count(DISTINCT visitor_id) FROM period_sessions), NULL, NULL,
-           (SELECT count(DISTINCT visitor_id) FROM signed_up)
+    {_CONVERTED}
+    SELECT grouping(s.channel) = 1, s.channel, count(*), count(DISTINCT s.visitor_id),
+           count(c.session_id), coalesce(sum(s.engaged_ms), 0),
+           count(DISTINCT s.visitor_id) FILTER (s.signups > 0)
+    FROM period_sessions AS s LEFT JOIN converted AS c ON c.session_id = s.session_id
+    GROUP BY GROUPING SETS ((s.channel), ())
 """
 
 _LEAD_KPIS = f"""
@@ -257,7 +230,8 @@ _DAILY_LEADS = f"""
     WHERE {LEAD_FILTER} GROUP BY day
 """
 
-# Paths and drop-offs share one read of the period sessions' page views (see "Cost").
+# Paths and drop-offs: the converting sessions' page views up to their first lead, the
+# period sessions' views per path, and their last pages (`sessions.exit_path`).
 _PAGES = f"""
     WITH {_SESSIONS},
     first_lead AS (
@@ -268,8 +242,8 @@ _PAGES = f"""
         WHERE f.session_id IN (SELECT session_id FROM period_sessions)
     ),
     views AS MATERIALIZED (
-        SELECT session_id, ts, path, page_seq, page_group FROM events
-        WHERE {PERIOD_FILTER} AND type = 'pageview'
+        SELECT session_id, ts, path, page_seq, page_group FROM page_loads
+        WHERE {PERIOD_FILTER} AND viewed
           AND session_id IN (SELECT session_id FROM period_sessions)
     ),
     steps AS (
@@ -279,18 +253,11 @@ _PAGES = f"""
         WHERE ts <= lead_ts
         GROUP BY session_id
     ),
-    -- Numbered in path order, so every reader of `totals` sees the same codes.
-    totals AS MATERIALIZED (
-        SELECT path, pageviews, row_number() OVER (ORDER BY path) AS code
-        FROM (SELECT path, count(*) AS pageviews FROM views GROUP BY path)
-    ),
+    totals AS (SELECT path, count(*) AS pageviews FROM views GROUP BY path),
     exits AS (
-        SELECT exit_code AS code, count(*) AS exits FROM (
-            SELECT v.session_id, arg_max(t.code, v.page_seq) AS exit_code
-            FROM views AS v JOIN totals AS t USING (path)
-            WHERE v.session_id NOT IN (SELECT session_id FROM first_lead)
-            GROUP BY v.session_id
-        ) GROUP BY exit_code
+        SELECT exit_path AS path, count(*) AS exits FROM period_sessions
+        WHERE exit_path <> '' AND session_id NOT IN (SELECT session_id FROM first_lead)
+        GROUP BY exit_path
     )
     SELECT 'total', NULL::VARCHAR[], count(*), NULL, NULL FROM converting
     UNION ALL (
@@ -302,9 +269,9 @@ _PAGES = f"""
         ORDER BY n DESC, groups LIMIT ?
     )
     UNION ALL (
-        SELECT 'exit', [t.path], e.exits, t.pageviews, sum(e.exits) OVER ()
-        FROM exits AS e JOIN totals AS t USING (code)
-        ORDER BY e.exits DESC, t.path
+        SELECT 'exit', [e.path], e.exits, coalesce(t.pageviews, 0), sum(e.exits) OVER ()
+        FROM exits AS e LEFT JOIN totals AS t USING (path)
+        ORDER BY e.exits DESC, e.path
         LIMIT ?
     )
 """
@@ -324,23 +291,13 @@ class _Values:
 def _period_values(reader: Reader, period: Period) -> _Values:
     days = period.length_ms / DAY_MS
     out: dict[str | None, dict[str, float | None]] = {}
-    sessions_total = converted_total = visitors_total = signed_total = 0
-    engaged_total = 0.0
-    for channel, sessions, visitors, converted, engaged_ms, signed in reader.query(
-        _SESSION_KPIS, [*period.params * 4]
+    for overall, channel, sessions, visitors, converted, engaged_ms, signed in reader.query(
+        _SESSION_KPIS, [*period.params * 2]
     ):
-        if sessions is None:  # the overall distinct counts
-            visitors_total, signed_total = int(visitors), int(signed)
-            continue
-        sessions_total += int(sessions)
-        converted_total += int(converted)
-        engaged_total += float(engaged_ms)
-        out[channel] = _session_values(
+        out[None if overall else channel] = _session_values(
             int(sessions), int(visitors), int(converted), float(engaged_ms), int(signed)
         )
-    out[None] = _session_values(
-        sessions_total, visitors_total, converted_total, engaged_total, signed_total
-    )
+    out.setdefault(None, _session_values(0, 0, 0, 0.0, 0))
     for overall, channel, leads, avg_score in reader.query(_LEAD_KPIS, period.params):
         out.setdefault(None if overall else channel, {}).update(
             leads=int(leads),

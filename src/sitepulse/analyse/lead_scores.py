@@ -1,15 +1,15 @@
 """Scoring stored leads: gather each lead's facts with SQL, score them, hand back rows.
 
 The pure model lives in analyse/scoring/; this module is the bridge to the
-store. Facts for any number of leads come from one statement: one pass over their
-visitors' events, folded per lead into lists of times (session starts, page views,
-engaged page loads, downloads, custom events) beside the lead's own columns, so
-re-scoring every lead after a model change costs one scan of the events table, not one
-per lead, and hands Python one row per lead rather than one per observation.
+store. Facts for any number of leads
+come from one statement: their visitors' session starts (`sessions`), page views and
+engaged page loads (`page_loads`), downloads and custom events (the events of those two
+types), folded per lead into lists of times beside the lead's own columns, so re-scoring
+every lead after a model change costs one statement, not one per lead, and hands Python
+one row per lead rather than one per observation.
 
-The scan reads only the columns the rules need and filters event types with
-comparisons the scan itself can apply (the ingest only accepts the known types),
-which costs a fraction of an IN list evaluated row by row over every event.
+New leads and leads whose visitors were active are scored once the loader has refreshed
+the sessions and page loads that cover them (`LeadScoreKeeper.after_refresh`).
 """
 
 from __future__ import annotations
@@ -40,60 +40,62 @@ FACTS_LOOKBACK_MS = 90 * DAY_MS
 
 _FIRST_SQL = "SELECT min(epoch_ms(l.ts)), list(DISTINCT l.site) FROM leads l WHERE {where}"
 
-# One row per wanted lead: its columns, then its visitor's observations as lists.
-# Engaged time arrives as running totals per page load: the largest counts. Types are
-# pageview, engagement, click and custom: the range and the exclusions say that in
-# comparisons the scan applies to its dictionary (the ingest accepts no other types).
+# One row per wanted lead: its columns, then its visitor's observations as lists. Session
+# starts come from `sessions`, page views and engaged page loads from `page_loads` (the
+# largest running total of a load's engaged time, and when it was reported), downloads
+# and custom events from the events, of which they are a sliver: the type range
+# 'click'..'custom' holds exactly those two types and is applied in the scan.
+# `{x}` stands for a table alias in the per-source filters (see _source_filter).
 _SCORING_SQL = """
 WITH wanted AS (
     SELECT l.lead_id, l.site, l.visitor_id, l.ts FROM leads l
     WHERE {where} AND l.visitor_id <> 0
 ),
-seen AS (
-    SELECT w.lead_id, e.type, e.name, e.value, epoch_ms(e.ts) AS t, e.session_id, e.page_seq
-    FROM events e JOIN wanted w ON {same_site}e.visitor_id = w.visitor_id
-    WHERE {site_filter}e.ts >= w.ts - to_milliseconds({lookback})
-      -- the same bound as a constant, so zone maps skip older row groups
-      AND e.ts >= make_timestamp(?::BIGINT * 1000)
-      AND e.ts <= make_timestamp(?::BIGINT * 1000)
-      AND e.type >= 'click' AND e.type <= 'pageview'
-      AND e.type <> 'exposure' AND e.type <> 'form' AND e.type <> 'lead'
-      AND NOT e.is_bot
-),
 visits AS (
-    SELECT lead_id, list(t) AS starts
-    FROM (SELECT lead_id, min(t) AS t FROM seen GROUP BY lead_id, session_id)
-    GROUP BY lead_id
+    SELECT w.lead_id, list(epoch_ms(s.started_at)) AS starts
+    FROM sessions s JOIN wanted w ON {same_site_s}s.visitor_id = w.visitor_id
+    WHERE {window_s}
+    GROUP BY w.lead_id
 ),
-reads AS (
-    SELECT lead_id, list(t) AS reads
-    FROM (
-        SELECT lead_id, arg_max(t, value) AS t, max(value) AS ms FROM seen
-        WHERE type = 'engagement' AND name = 'engaged_time'
-        GROUP BY lead_id, session_id, page_seq
-    )
-    WHERE ms >= ?::DOUBLE
-    GROUP BY lead_id
+loads AS (
+    SELECT w.lead_id, list(epoch_ms(p.ts)) FILTER (p.viewed) AS views,
+           list(epoch_ms(p.engaged_at)) FILTER (p.engaged_ms >= ?::DOUBLE) AS reads
+    FROM page_loads p JOIN wanted w ON {same_site_p}p.visitor_id = w.visitor_id
+    WHERE {window_p}
+    GROUP BY w.lead_id
 ),
 acts AS (
-    SELECT lead_id,
-           list(t) FILTER (type = 'pageview') AS views,
-           list(t) FILTER (type = 'click' AND name = 'download') AS downloads,
-           list(t ORDER BY t, name) FILTER (type = 'custom') AS custom_ts,
-           list(name ORDER BY t, name) FILTER (type = 'custom') AS custom_names
-    FROM seen WHERE type <> 'engagement' GROUP BY lead_id
+    SELECT w.lead_id,
+           list(epoch_ms(e.ts)) FILTER (e.type = 'click' AND e.name = 'download') AS downloads,
+           list(epoch_ms(e.ts) ORDER BY e.ts, e.name) FILTER (e.type = 'custom') AS custom_ts,
+           list(e.name ORDER BY e.ts, e.name) FILTER (e.type = 'custom') AS custom_names
+    FROM events e JOIN wanted w ON {same_site_e}e.visitor_id = w.visitor_id
+    WHERE {window_e} AND e.type >= 'click' AND e.type <= 'custom'
+    GROUP BY w.lead_id
 )
 SELECT l.lead_id, l.site, epoch_ms(l.ts), l.channel, l.email, l.phone, l.name,
        l.company, l.company_size, l.industry, l.country, l.geo_country, l.budget, l.timeline,
        l.message, l.consent, l.fields::VARCHAR, l.is_test,
-       v.starts, a.views, r.reads, a.downloads, a.custom_ts, a.custom_names
+       v.starts, a.views, a.reads, c.downloads, c.custom_ts, c.custom_names
 FROM leads l
 LEFT JOIN visits v ON v.lead_id = l.lead_id
-LEFT JOIN reads r ON r.lead_id = l.lead_id
-LEFT JOIN acts a ON a.lead_id = l.lead_id
+LEFT JOIN loads a ON a.lead_id = l.lead_id
+LEFT JOIN acts c ON c.lead_id = l.lead_id
 WHERE {where}
 ORDER BY l.ts
 """
+
+
+def _source_filter(alias: str, ts: str, one_site: bool) -> str:
+    """A source's rows within the lookback before each lead, human, up to now: `?` binds
+    (site if `one_site`), the earliest lead's lookback start, now."""
+    site = f"{alias}.site = ? AND " if one_site else ""
+    return (
+        f"{site}{alias}.{ts} >= w.ts - to_milliseconds({FACTS_LOOKBACK_MS})"
+        # the same bound as a constant, so zone maps skip older row groups
+        f" AND {alias}.{ts} >= make_timestamp(?::BIGINT * 1000)"
+        f" AND {alias}.{ts} <= make_timestamp(?::BIGINT * 1000) AND NOT {alias}.is_bot"
+    )
 
 
 class ScoredLead(msgspec.Struct, frozen=True, gc=False):
@@ -142,16 +144,17 @@ def score_stored_leads(
     # Usually every lead is of one site: its events are then picked in the scan by a
     # constant, which is much cheaper than reading the site of every event into the join.
     one_site = len(sites) == 1
-    same_site = "" if one_site else "e.site = w.site AND "
-    site_filter = "e.site = ? AND " if one_site else ""
     # Page loads engaged for less than the model's minimum never count: they stay in SQL.
     least_ms = settings.scoring.engagement.engaged_page.min_engaged_secs * 1000
-    rows = reader.query(
-        _SCORING_SQL.format(
-            where=where, lookback=FACTS_LOOKBACK_MS, same_site=same_site, site_filter=site_filter
-        ),
-        [*args, *sites[:one_site], first - FACTS_LOOKBACK_MS, now_ms, least_ms, *args],
+    sql = _SCORING_SQL.format(
+        where=where,
+        **{f"same_site_{x}": "" if one_site else f"{x}.site = w.site AND " for x in "spe"},
+        window_s=_source_filter("s", "started_at", one_site),
+        window_p=_source_filter("p", "ts", one_site),
+        window_e=_source_filter("e", "ts", one_site),
     )
+    window = [*sites[:one_site], first - FACTS_LOOKBACK_MS, now_ms]
+    rows = reader.query(sql, [*args, *window, least_ms, *window, *window, *args])
     zones = {site.id: site.timezone for site in settings.sites}
     scorer = LeadScorer(settings.scoring)
     # Custom fields repeat (a form's choices): parse each text once, share it read-only.
@@ -237,6 +240,8 @@ class LeadScoreKeeper:
         self._last_full = clock()
         # visitor id -> their leads; bounded by the leads of the facts window.
         self._by_visitor: dict[int, set[bytes]] = {}
+        # Leads to score once the page loads and sessions cover what was just loaded.
+        self._pending: set[bytes] = set()
         self.scored = 0
 
     def prime(self) -> None:
@@ -251,8 +256,10 @@ class LeadScoreKeeper:
         self._rescore_stale()
 
     def after_load(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None:
-        """Score new leads and re-score leads whose visitors were just active."""
-        wanted = {lead.lead_id for lead in leads}
+        """Note new leads and the leads of visitors who were just active, to score them
+        when the derived tables have caught up (`after_refresh`)."""
+        wanted = self._pending
+        wanted.update(lead.lead_id for lead in leads)
         for lead in leads:
             if lead.visitor_id:
                 self._by_visitor.setdefault(lead.visitor_id, set()).add(lead.lead_id)
@@ -260,8 +267,12 @@ class LeadScoreKeeper:
         if by_visitor:
             for visitor in {e.visitor_id for e in events} & by_visitor.keys():
                 wanted |= by_visitor[visitor]
-        if wanted:
-            self._score(sorted(wanted))
+
+    def after_refresh(self) -> None:
+        """Score what `after_load` noted: their facts are in sessions and page_loads now."""
+        if self._pending:
+            wanted, self._pending = sorted(self._pending), set()
+            self._score(wanted)
 
     def periodic(self) -> None:
         """Re-score stale leads; every rescore interval, every recent lead (decay)."""

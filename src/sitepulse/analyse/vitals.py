@@ -1,9 +1,12 @@
 """Web Vitals: percentiles, Google's ratings, Core Web Vitals pass rate, LCP vs conversion.
 
-Samples. Percentiles and rating shares count every reported value of LCP, INP, CLS, FCP and
-TTFB (one `vital` event is one sample, as the web-vitals library reports them: once per page
-load, again after a back/forward-cache restore). Bots never count; other names are ignored.
-Breakdowns are by the event's page group or device class; an empty one is "(not set)".
+Samples. One sample per page load and metric: the worst (largest) value the load reported
+(the web-vitals library reports each metric once per load, again after a back/forward-cache
+restore), as CrUX counts page loads. Loads come from `page_loads` (one row per page view,
+kept by the loader with the worst LCP, INP, CLS, FCP and TTFB of the load) and belong to
+the period by their page view's time. Bots never count. Breakdowns are by the load's page
+group or device class; an empty one is "(not set)". A vital whose page view is unknown
+(page_seq 0: a few in a hundred thousand) belongs to no load and is not counted.
 
 Percentiles are DuckDB `quantile_cont`: linear interpolation between the two closest ranks,
 h = (n - 1) * q (Hyndman-Fan type 7), the same as `numpy.percentile`'s default. ClickHouse
@@ -13,12 +16,9 @@ two agree exactly up to 8,192 samples and approximately beyond.
 Ratings follow web.dev and the web-vitals library: good when value <= the good threshold,
 poor when value > the poor threshold, needs improvement in between.
 
-Page loads. A page load is (session_id, page_seq). Where a load reported a metric more than
-once, its worst (largest) value counts. A load passes the Core Web Vitals when each of LCP,
-INP and CLS that it measured is good: INP exists only after an interaction, so a load
-without one passes on LCP and CLS alone; loads with none of the three are not assessed.
-Vitals without a session (session_id 0) cannot be tied to a load and count in the
-distributions only.
+Page loads. A load passes the Core Web Vitals when each of LCP, INP and CLS that it
+measured is good: INP exists only after an interaction, so a load without one passes on LCP
+and CLS alone; loads with none of the three are not assessed.
 
 LCP and conversion. Each page load with an LCP falls in a rating bucket and in a finer
 bucket (0-1 s, 1-2 s, 2-2.5 s, 2.5-4 s, > 4 s; upper edges inclusive, so the finer buckets
@@ -26,17 +26,15 @@ nest in the ratings). A bucket's conversion rate is the share of its distinct se
 produced a non-test lead in the period; a session whose loads fall in several buckets
 counts once in each.
 
-Cost. Each statement is one scan of the period's vitals: the distributions by group, the
-overall ones (only with `by`), and the page loads (one hash aggregate keyed by load, then
-small ones). Rating counts come from a join with THRESHOLDS. On 10M events (3.7M vitals)
-the page loads take about half of the time: rating every page load for the CWV pass rate
-is work a bare percentile query does not do.
+Cost. Four statements over the period's rows of page_loads (a twelfth of the events): the
+distributions by group, the overall ones, the loads by group and LCP bucket, and the
+sessions' bucket masks against the converted sessions. On 10M events (820k page loads) the
+exact percentiles are most of the time.
 
 Memory. Exact percentiles keep every sample of a statement's groups in memory until the
-end (DuckDB cannot spill quantile states): 8 bytes a vital and the vectors' slack. 10M
-events fit the default 256 MB limit (not 128 MB); a period several times larger would need
-more memory, or a bounded sketch (ClickHouse's `quantile` keeps a reservoir of 8,192
-samples per group) at the price of exactness.
+end (DuckDB cannot spill quantile states): 8 bytes a load and metric. A bounded sketch
+(ClickHouse's `quantile` keeps a reservoir of 8,192 samples per group) would trade
+exactness for memory.
 """
 
 from __future__ import annotations
@@ -215,95 +213,77 @@ def _num(value: float) -> str:
     return f"{value!r}::DOUBLE"
 
 
-def _names(metrics: Sequence[str]) -> str:
-    """A filter on `name` that keeps `metrics` (and maybe a few others, dropped later)."""
-    # A range is pushed into the scan and checked once per dictionary entry; an IN list
-    # becomes a join or a per-row check, several times slower over millions of vitals.
-    first, last = min(metrics), max(metrics)
-    between = sorted(m for m in METRICS if first < m < last and m not in metrics)
-    return f"name >= '{first}' AND name <= '{last}'" + "".join(
-        f" AND name <> '{m}'" for m in between
-    )
-
-
-def _thresholds_table() -> str:
-    rows = ", ".join(f"('{t.metric}', {_num(t.good)}, {_num(t.poor)})" for t in THRESHOLDS.values())
-    return f"(VALUES {rows}) AS th(metric, good, poor)"
+def _column(metric: str) -> str:
+    """The page_loads column of a metric (its worst value in the load)."""
+    return metric.lower()
 
 
 def _distribution_sql(by: By | None) -> list[str]:
-    """Per metric, and per group with `by`: samples, percentiles, good and poor counts.
+    """Per metric, overall and per group with `by`: loads, percentiles, good and poor counts.
 
-    Rows are (overall, group, name, samples, [p50, p75, p90, p95], good, poor). With `by`,
-    the overall rows carry no rating counts (they add up from the groups') and come from a
-    second statement: in one statement DuckDB shares the scan by materialising every vital,
-    which costs more than scanning twice.
+    One row per group, then one overall: (overall, group, then per metric in METRICS:
+    loads, [p50, p75, p90, p95], good, poor). Every metric is a column of page_loads, so
+    one scan of the period's loads answers all five at once. The groups and the overall
+    row are two statements: GROUPING SETS would compute each quantile state twice in one
+    pass, which costs more than a second scan of these few columns.
     """
-    # Ratings come from a join with the thresholds, not a CASE on `name`: the CASE cost
-    # more than the percentiles. The join also keeps only the five metrics.
     # `by` goes into SQL as a column name, so only the two known names get this far.
-    percentiles = f"count(value), quantile_cont(value, {list(QUANTILES)})"
-    vitals = f"FROM events WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(METRICS)}"
-    rated = f"""
-        {percentiles}, sum((value <= th.good)::INTEGER), sum((value > th.poor)::INTEGER)
-        FROM events JOIN {_thresholds_table()} ON name = th.metric
-        WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(METRICS)}"""
+    per_metric = ", ".join(
+        f"count({c}), quantile_cont({c}, {list(QUANTILES)}),"
+        f" count(*) FILTER ({c} <= {_num(t.good)}), count(*) FILTER ({c} > {_num(t.poor)})"
+        for t in THRESHOLDS.values()
+        for c in [_column(t.metric)]
+    )
+    measured = " OR ".join(f"{_column(m)} IS NOT NULL" for m in METRICS)
+    loads = f"FROM page_loads WHERE {PERIOD_FILTER} AND ({measured})"
+    overall = f"SELECT true, NULL, {per_metric} {loads}"
     if by is None:
-        return [f"SELECT true, NULL, name, {rated} GROUP BY name"]
-    return [
-        f"SELECT false, {by}, name, {rated} GROUP BY {by}, name",
-        f"SELECT true, NULL, name, {percentiles}, 0, 0 {vitals} GROUP BY name",
-    ]
+        return [overall]
+    return [f"SELECT false, {by}, {per_metric} {loads} GROUP BY {by}", overall]
 
 
 def _loads_sql(by: By | None) -> str:
-    """Page loads counted two ways, in one statement over the period's CWV reports.
-
-    'loads' rows: (group, LCP bucket index or NULL, loads, passing, without INP).
-    'sessions' rows: (NULL, bit mask of the LCP buckets a session's loads fell in, sessions,
-    converting sessions); a mask rather than a row per bucket, so each session counts once.
-    """
+    """Page loads with any Core Web Vital, by group and LCP bucket: (group, LCP bucket index
+    or NULL, loads, passing, without INP)."""
     lcp, inp, cls = (THRESHOLDS[m] for m in CORE_METRICS)
+    return f"""
+        SELECT {by or "NULL"}, {_bucket_sql()}, count(*),
+               count(*) FILTER (coalesce(lcp <= {_num(lcp.good)}, true)
+                                AND coalesce(inp <= {_num(inp.good)}, true)
+                                AND coalesce(cls <= {_num(cls.good)}, true)),
+               count(*) FILTER (inp IS NULL)
+        FROM page_loads
+        WHERE {PERIOD_FILTER} AND (lcp IS NOT NULL OR inp IS NOT NULL OR cls IS NOT NULL)
+        GROUP BY ALL
+    """
+
+
+def _bucket_sql() -> str:
     # The bucket index is how many upper edges the LCP is above (NULL without an LCP).
-    bucket = " + ".join(
+    return " + ".join(
         f"(lcp > {_num(b.upper_ms)})::TINYINT" for b in LCP_BUCKETS if b.upper_ms is not None
     )
-    # The group is part of the key rather than an aggregate, which is cheaper; the vitals
-    # of one load carry one URL (and one device), so this does not split loads.
-    key = f"session_id, page_seq, {by}" if by else "session_id, page_seq"
-    return f"""
-        WITH loads AS MATERIALIZED (
-            SELECT session_id, grp, inp,
-                   coalesce(lcp <= {_num(lcp.good)}, true)
-                       AND coalesce(inp <= {_num(inp.good)}, true)
-                       AND coalesce(cls <= {_num(cls.good)}, true) AS passes,
-                   {bucket} AS bucket
-            FROM (
-                SELECT session_id, {by or "NULL"} AS grp,
-                       max(value) FILTER (name = 'LCP') AS lcp,
-                       max(value) FILTER (name = 'INP') AS inp,
-                       max(value) FILTER (name = 'CLS') AS cls
-                FROM events
-                WHERE {PERIOD_FILTER} AND type = 'vital' AND {_names(CORE_METRICS)}
-                  AND value IS NOT NULL AND session_id <> 0
-                GROUP BY {key}
-            )
-            -- other names inside the range make loads with none of the three
-            WHERE lcp IS NOT NULL OR inp IS NOT NULL OR cls IS NOT NULL
-        ),
-        converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_FILTER}),
-        masks AS (
-            SELECT session_id, bit_or(1 << bucket) AS mask FROM loads
-            WHERE bucket IS NOT NULL GROUP BY session_id
-        )
-        SELECT 'loads', grp, bucket, count(*), count(*) FILTER (passes),
-               count(*) FILTER (inp IS NULL)
-        FROM loads GROUP BY grp, bucket
-        UNION ALL
-        SELECT 'sessions', NULL, mask, count(*), count(*) FILTER (conv), 0
-        FROM (SELECT mask, session_id IN (SELECT session_id FROM converted) AS conv FROM masks)
-        GROUP BY mask
-    """
+
+
+# Sessions by the set of LCP buckets their loads fell in (a bit mask, so each session
+# counts once), with how many of them produced a lead: (mask, sessions, converting).
+_SESSION_MASKS_SQL = f"""
+    WITH masks AS (
+        SELECT session_id, bit_or(1 << ({_bucket_sql()})) AS mask FROM page_loads
+        WHERE {PERIOD_FILTER} AND lcp IS NOT NULL
+        GROUP BY session_id
+    ),
+    converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_FILTER})
+    SELECT mask, count(*), count(*) FILTER (session_id IN (SELECT session_id FROM converted))
+    FROM masks GROUP BY mask
+"""
+
+
+def _metric_rows(row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """One distribution row split per metric: (overall, group, name, n, [q], good, poor)."""
+    return [
+        (row[0], row[1], metric, *row[2 + 4 * i : 6 + 4 * i]) for i, metric in enumerate(METRICS)
+    ]
 
 
 def _metric_stats(metric: str, row: tuple[Any, ...] | None) -> MetricStats:
@@ -382,16 +362,23 @@ def vitals_summary(reader: Reader, period: Period, *, by: By | None = "page_grou
     """Web Vitals of `period`: percentiles, ratings, CWV pass rate, LCP against conversion."""
     if by is not None and by not in get_args(By):
         raise AnalysisError("by", f"must be one of {', '.join(get_args(By))} or None, got {by!r}")
-    dist = [row for sql in _distribution_sql(by) for row in reader.query(sql, period.params)]
-    load_rows = reader.query(_loads_sql(by), [*period.params, *period.params])
+    dist = [
+        r
+        for sql in _distribution_sql(by)
+        for row in reader.query(sql, period.params)
+        for r in _metric_rows(row)
+    ]
+    load_rows = reader.query(_loads_sql(by), period.params)
+    masks = [
+        (int(mask), int(count), int(conv))
+        for mask, count, conv in reader.query(_SESSION_MASKS_SQL, [*period.params, *period.params])
+    ]
 
     overall_rows: dict[str, tuple[Any, ...]] = {}
     group_rows: dict[str, dict[str, tuple[Any, ...]]] = {}
     samples: dict[str, int] = {}
     rated: dict[str, list[int]] = {}
     for r in dist:
-        if r[2] not in THRESHOLDS:  # names between the metrics pass the range filter
-            continue
         if r[0]:
             overall_rows[r[2]] = r
         else:
@@ -405,11 +392,7 @@ def vitals_summary(reader: Reader, period: Period, *, by: By | None = "page_grou
         overall_rows = {m: (*r[:5], *rated.get(m, [0, 0])) for m, r in overall_rows.items()}
     group_counts: dict[str, list[int]] = {}
     bucket_loads = [0] * len(LCP_BUCKETS)
-    masks: list[tuple[int, int, int]] = []
-    for kind, grp, index, count, passing, without_inp in load_rows:
-        if kind == "sessions":
-            masks.append((int(index), int(count), int(passing)))
-            continue
+    for grp, index, count, passing, without_inp in load_rows:
         if index is not None:
             bucket_loads[index] += int(count)
         totals = group_counts.setdefault(grp or _NOT_SET if by else ALL, [0, 0, 0])

@@ -29,6 +29,10 @@ class LoadObserver(Protocol):
 
     def after_load(self, events: Sequence[StoredEvent], leads: Sequence[StoredLead]) -> None: ...
 
+    def after_refresh(self) -> None:
+        """The derived tables (sessions, page_loads) now cover every loaded row."""
+        ...
+
     def periodic(self) -> None: ...
 
 
@@ -200,6 +204,10 @@ class Loader:
             ):
                 self._refresh_sessions()
             if not self._touched and self._sessions_through < self._loaded:
+                # Before flush(sessions=True) returns: what observers derive from the
+                # sessions and page loads (lead scores) is part of "up to date".
+                for observer in self._observers:
+                    self._observe(observer.after_refresh)
                 with self._cond:
                     self._sessions_through = self._loaded
                     self._cond.notify_all()

@@ -1,6 +1,8 @@
-"""A funnel as one SQL statement over the events (and leads) tables.
+"""A funnel as one SQL statement over the events, page loads and leads tables.
 
-Speed: one scan of the events per event type the steps use (page views, forms, ...),
+Speed: one scan of the events per event type the steps use (forms, custom events, ...;
+page views are read from page_loads, one row per view, unless the breakdown is by
+channel, which only the events carry),
 each with its type (and, when every step of that type names its event, a range of
 names) pushed into the scan as constants, so the step masks are worked out only on rows
 of the right type and the scan skips the rest. Their (unit, time, step bitmask) rows,
@@ -126,9 +128,9 @@ class _Plan:
     def columns(self) -> str:
         return "u, t, m, d" if self.dim else "u, t, m"
 
-    def scan(self, table: str, steps: Sequence[int], type_: str | None) -> _Sql:
-        """(u, t, m[, d]) rows of `table` (of event type `type_`), m the bit mask of
-        `steps` they match, rows matching none left out."""
+    def scan(self, table: str, steps: Sequence[int], type_: str | None, where: str = "") -> _Sql:
+        """(u, t, m[, d]) rows of `table` (of event type `type_`, and `where`), m the bit
+        mask of `steps` they match, rows matching none left out."""
         matches = [(index, _match(self.definition.steps[index])) for index in steps]
         sql = _Sql().add(f"SELECT {self.unit} AS u, epoch_ms(ts) AS t, ")
         for n, (index, match) in enumerate(matches):
@@ -141,8 +143,10 @@ class _Plan:
         if self.dim:
             sql.add(f", {self.dim} AS d")
         filter_ = LEAD_FILTER if table == "leads" else PERIOD_FILTER
-        sql.add(f" FROM {table} WHERE {filter_}{self.no_zero}", self.period.params)
-        if type_ is not None:
+        sql.add(f" FROM {table} WHERE {filter_}{self.no_zero}{where}", self.period.params)
+        if table == "page_loads":
+            sql.add(" AND viewed")
+        elif type_ is not None:
             sql.add(" AND type = ?", [type_])
             names = [
                 step.event
@@ -165,10 +169,20 @@ def _step_rows(plan: _Plan) -> _Sql:
     for index, step in enumerate(steps):
         key = None if isinstance(step, LeadStep) else _event_type(step)
         by_type.setdefault(key, []).append(index)
-    sql = _Sql().add("ev AS MATERIALIZED (")
-    for n, (type_, indexes) in enumerate(by_type.items()):
+    scans: list[_Sql] = []
+    for type_, indexes in by_type.items():
         table = "leads" if type_ is None else "events"
-        sql.add(" UNION ALL " if n else "").extend(plan.scan(table, indexes, type_))
+        if type_ == _PAGEVIEW and plan.dim in (None, "device"):
+            # A page view is a row of page_loads, a twelfth of the events (which alone
+            # carry the channel).
+            table = "page_loads"
+            if plan.definition.unit is Unit.VISITOR:
+                # Views without a session belong to no load but still count for the visitor.
+                scans.append(plan.scan("events", indexes, type_, " AND session_id = 0"))
+        scans.append(plan.scan(table, indexes, type_))
+    sql = _Sql().add("ev AS MATERIALIZED (")
+    for n, scan in enumerate(scans):
+        sql.add(" UNION ALL " if n else "").extend(scan)
     return sql.add(")")
 
 

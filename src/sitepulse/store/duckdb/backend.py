@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import logging
 import threading
@@ -98,10 +99,46 @@ SELECT session_id, any_value(site), any_value(visitor_id), min(ts), max(ts),
        arg_min(channel_rule, ts), arg_min(source, ts), arg_min(medium, ts),
        arg_min(utm_campaign, ts), arg_min(click_id_kind, ts), arg_min(country, ts),
        arg_min(device, ts), arg_min(browser, ts), arg_min(os, ts), bool_or(is_bot),
-       count(*), count(*) FILTER (type = 'pageview'), count(*) FILTER (type = 'lead')
+       count(*), count(*) FILTER (type = 'pageview'), count(*) FILTER (type = 'lead'),
+       coalesce(any_value(pl.engaged_ms), 0),
+       count(*) FILTER (type = 'custom' AND name = 'newsletter_signup'),
+       coalesce(any_value(pl.exit_path), '')
 FROM events
+LEFT JOIN (
+    -- the session's page loads, refreshed just before (see refresh_sessions)
+    SELECT session_id, sum(engaged_ms) AS engaged_ms,
+           arg_max(path, page_seq) FILTER (viewed) AS exit_path
+    FROM page_loads WHERE session_id IN (SELECT id FROM touched)
+    GROUP BY session_id
+) AS pl USING (session_id)
 WHERE ts >= make_timestamp(?::BIGINT * 1000) AND session_id IN (SELECT id FROM touched)
 GROUP BY session_id
+"""
+# The page loads of the touched sessions, as migration 0007 first derived them (the
+# migration keeps its own copy: a migration is history and must not change with this).
+_PAGE_LOADS_REFRESH = """
+INSERT INTO page_loads
+SELECT session_id, page_seq, any_value(site), any_value(visitor_id),
+       coalesce(min(ts) FILTER (type = 'pageview'), min(ts)),
+       coalesce(arg_min(path, ts) FILTER (type = 'pageview'), arg_min(path, ts)),
+       coalesce(arg_min(page_group, ts) FILTER (type = 'pageview'), arg_min(page_group, ts)),
+       arg_min(device, ts),
+       bool_or(is_bot),
+       bool_or(type = 'pageview'),
+       max(value) FILTER (type = 'vital' AND name = 'LCP' AND isfinite(value)),
+       max(value) FILTER (type = 'vital' AND name = 'INP' AND isfinite(value)),
+       max(value) FILTER (type = 'vital' AND name = 'CLS' AND isfinite(value)),
+       max(value) FILTER (type = 'vital' AND name = 'FCP' AND isfinite(value)),
+       max(value) FILTER (type = 'vital' AND name = 'TTFB' AND isfinite(value)),
+       max(value) FILTER (type = 'engagement' AND name = 'engaged_time' AND isfinite(value)),
+       arg_max(ts, value)
+           FILTER (type = 'engagement' AND name = 'engaged_time' AND isfinite(value)),
+       least(count(*) FILTER (type = 'click' AND name = 'download'), 65535)
+FROM events
+WHERE ts >= make_timestamp(?::BIGINT * 1000) AND session_id IN (SELECT id FROM touched)
+  AND page_seq > 0
+GROUP BY session_id, page_seq
+ORDER BY session_id, page_seq
 """
 
 
@@ -268,14 +305,21 @@ class DuckDBStore:
             con.unregister("scored")
 
     def refresh_sessions(self, session_ids: Sequence[int], since_ms: int) -> None:
-        """Recompute the sessions rows of `session_ids` from events at or after `since_ms`."""
+        """Recompute the sessions and page_loads rows of `session_ids` from events at or after
+        `since_ms`, in one transaction."""
         if not session_ids:
             return
         con = self._con
         con.register("touched", pa.table({"id": pa.array(session_ids, pa.uint64())}))
         try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("DELETE FROM page_loads WHERE session_id IN (SELECT id FROM touched)")
+            con.execute(_PAGE_LOADS_REFRESH, [since_ms])
             con.execute(_SESSION_REFRESH, [since_ms])
+            con.execute("COMMIT")
         except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise StoreError(f"session refresh failed: {exc}") from exc
         finally:
             con.unregister("touched")
