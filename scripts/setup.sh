@@ -31,8 +31,9 @@ command -v npm >/dev/null || core_packages+=(npm)
 apt_install "${core_packages[@]}"
 
 if [ "$level" = "test" ]; then
-  # Real parts for the tests: Chromium for the browser tests, wrk for load.
-  apt_install chromium wrk
+  # Real parts for the tests: Chromium for the browser tests, wrk for load,
+  # Prometheus to check every exported Grafana expression against.
+  apt_install chromium wrk prometheus
 fi
 
 if [ ! -x .venv/bin/python ]; then
