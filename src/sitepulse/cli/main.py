@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from sitepulse.cli.export import export_app
 from sitepulse.config import ConfigError, Settings, load_config
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain configuration.")
 app.add_typer(config_app, name="config")
+app.add_typer(export_app, name="export")
 
 console = Console(stderr=True, emoji=False)
 

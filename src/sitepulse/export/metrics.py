@@ -44,6 +44,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
+def vital_histogram_name(metric: str) -> str:
+    """The histogram of Web Vital `metric` (LCP, INP, CLS, FCP, TTFB); seconds but for CLS."""
+    return f"sitepulse_web_vitals_{metric.lower()}" + ("" if metric == "CLS" else "_seconds")
+
+
 class BoundedLabels:
     """Admits up to `limit` distinct values; later newcomers become 'other'."""
 
@@ -156,7 +161,7 @@ class Metrics:
         )
         self.vitals = {
             metric: Histogram(
-                f"sitepulse_web_vitals_{metric.lower()}" + ("" if metric == "CLS" else "_seconds"),
+                vital_histogram_name(metric),
                 f"{metric} as reported by browsers (web-vitals)",
                 ["site", "page_group", "device"],
                 buckets=buckets,
@@ -198,6 +203,85 @@ class Metrics:
         self.kpi_window = Gauge(
             "sitepulse_kpi_window_seconds",
             "Length of the trailing window the sitepulse_kpi_* gauges cover",
+            registry=r,
+        )
+        # What the exported Grafana dashboards show (export/dashboards.py): each gauge holds
+        # the built-in UI's own analysis of the trailing window, so both show one number.
+        self.kpi_refreshed = Gauge(
+            "sitepulse_kpi_last_refresh_timestamp_seconds",
+            "When the sitepulse_kpi_* gauges were last recomputed (Unix time)",
+            registry=r,
+        )
+        self.kpi_leads_today = Gauge(
+            "sitepulse_kpi_leads_today",
+            "Leads since midnight in the site's time zone (tests excluded)",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_email_signup_rate = Gauge(
+            "sitepulse_kpi_email_signup_rate",
+            "Share of visitors who signed up for email, trailing window",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_engaged_seconds = Gauge(
+            "sitepulse_kpi_engaged_seconds_per_session",
+            "Engaged time per session in seconds, trailing window",
+            ["site"],
+            registry=r,
+        )
+        self.kpi_channel_sessions = Gauge(
+            "sitepulse_kpi_channel_sessions",
+            "Human sessions in the trailing window by the channel they arrived by",
+            ["site", "channel"],
+            registry=r,
+        )
+        self.kpi_channel_conversion_rate = Gauge(
+            "sitepulse_kpi_channel_conversion_rate",
+            "Share of the channel's sessions with a lead (tests excluded), trailing window",
+            ["site", "channel"],
+            registry=r,
+        )
+        self.kpi_channel_average_score = Gauge(
+            "sitepulse_kpi_channel_average_lead_score",
+            "Average score of the channel's leads (tests excluded), trailing window",
+            ["site", "channel"],
+            registry=r,
+        )
+        self.kpi_channel_leads = Gauge(
+            "sitepulse_kpi_channel_leads",
+            "Leads in the trailing window by the lead's channel and score tier (tests excluded)",
+            ["site", "channel", "tier"],
+            registry=r,
+        )
+        self.kpi_attributed_leads = Gauge(
+            "sitepulse_kpi_attributed_leads",
+            "Lead credit by channel under each attribution model, trailing window",
+            ["site", "channel", "model"],
+            registry=r,
+        )
+        self.kpi_attributed_value = Gauge(
+            "sitepulse_kpi_attributed_lead_value",
+            "Score-weighted lead credit (credit x score) by channel and model, trailing window",
+            ["site", "channel", "model"],
+            registry=r,
+        )
+        self.kpi_funnel_units = Gauge(
+            "sitepulse_kpi_lead_funnel_units",
+            "Units (visitors, unless configured) reaching each lead-funnel step, trailing window",
+            ["site", "step", "step_name"],
+            registry=r,
+        )
+        self.kpi_lcp_conversion_rate = Gauge(
+            "sitepulse_kpi_lcp_conversion_rate",
+            "Share of sessions with a lead among sessions with a page load in the LCP range",
+            ["site", "lcp_range"],
+            registry=r,
+        )
+        self.synthetic_checks = Gauge(
+            "sitepulse_synthetic_checks_configured",
+            "Synthetic checks configured for the site (none exist yet: always 0)",
+            ["site"],
             registry=r,
         )
         self._page_groups = BoundedLabels(max_page_groups)
