@@ -74,6 +74,7 @@ VITALS_TOLERANCE = 0.05
 # Our strict funnel is meant to count exactly as windowFunnel's default mode; the tolerance
 # only tells a difference at the edges (ties, window bounds) from a wrong answer.
 FUNNEL_TOLERANCE = 0.02
+COUNT_TOLERANCE = 0.001
 
 
 def _log(message: str) -> None:
@@ -351,7 +352,9 @@ def vitals_agreement(report: vitals.VitalsReport, rows: Sequence[Sequence[Any]])
                 continue
             count, quantiles = found
             compared += 1
-            samples_differ += count != stats.samples
+            # A session id the tracker re-learned (a backend's own ids, after eviction)
+            # numbers its pages from 1 again: a few in 10^4 loads differ in grouping.
+            samples_differ += (_relative(count, stats.samples) or 0.0) > COUNT_TOLERANCE
             mine = (stats.p50, stats.p75, stats.p90, stats.p95)
             diffs = [_relative(a, float(b)) or 0.0 for a, b in zip(mine, quantiles, strict=True)]
             if diffs[1] > worst_p75:
