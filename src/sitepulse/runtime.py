@@ -14,6 +14,7 @@ from sitepulse.alerting.delivery import DeliveryWorker
 from sitepulse.alerting.lead_webhooks import LeadRouter
 from sitepulse.alerting.outbox import Outbox
 from sitepulse.analyse.lead_scores import LeadScoreKeeper, ScoredLead
+from sitepulse.auth import AuthDB
 from sitepulse.clock import Clock, iso_ms, system_clock
 from sitepulse.collect.ingest import IngestService
 from sitepulse.config.models import Settings
@@ -44,6 +45,8 @@ class Runtime:
     scores: LeadScoreKeeper
     kpis: KpiGauges
     delivery: DeliveryWorker
+    # Users, sessions, API tokens and the audit log (SQLite beside the store: see auth/db.py).
+    auth: AuthDB
     tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -125,7 +128,10 @@ class Runtime:
             lead_score=lead_score,
         )
         kpis = KpiGauges(store, settings, metrics, clock)
-        return cls(settings, store, writer, service, metrics, geo, scores, kpis, delivery, tokens)
+        auth = AuthDB.in_folder(cfg.path, clock=clock)
+        return cls(
+            settings, store, writer, service, metrics, geo, scores, kpis, delivery, auth, tokens
+        )
 
     def start(self) -> None:
         # ua-parser compiles its rule set on first use (~0.25 s): pay it now,
@@ -149,3 +155,4 @@ class Runtime:
         finally:
             self.store.close()
             self.geo.close()
+            self.auth.close()

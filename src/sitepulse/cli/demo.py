@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import httpx
 from rich.console import Console
 from rich.panel import Panel
 
+from sitepulse.auth import AuthDB, Users
 from sitepulse.cli.serving import build_server, tune_allocators, tune_gc
 from sitepulse.config import Settings, SiteConfig
 from sitepulse.demo.catalog import DEFAULT_HOST, DEFAULT_TIMEZONE
@@ -68,6 +70,27 @@ async def _traffic(
         await run_live(cfg, client=client, stop=stop)
 
 
+DEMO_ADMIN = "admin"
+DEMO_CREDENTIALS = "demo-credentials.txt"
+
+
+def demo_admin(auth: AuthDB, data: Path) -> tuple[str, str]:
+    """The demo's admin user, created on the first run with a random password that is kept
+    (readable by this OS user only) in the data folder so later runs can print it again."""
+    saved = data / DEMO_CREDENTIALS
+    users = Users(auth)
+    if users.get(DEMO_ADMIN) is not None and saved.exists():
+        return DEMO_ADMIN, saved.read_text(encoding="utf-8").strip()
+    password = secrets.token_urlsafe(12)
+    if users.get(DEMO_ADMIN) is None:
+        users.add(DEMO_ADMIN, password, "admin", actor="demo")
+    else:
+        users.set_password(DEMO_ADMIN, password, actor="demo")
+    saved.touch(mode=0o600)
+    saved.write_text(password + "\n", encoding="utf-8")
+    return DEMO_ADMIN, password
+
+
 def run_demo(
     settings: Settings,
     *,
@@ -85,9 +108,11 @@ def run_demo(
     base = f"http://{server.config.host}:{server.config.port}"
     token = runtime.tokens[DEMO_SITE.id]
     has_history = bool(runtime.store.query("SELECT count(*) FROM events")[0][0])
+    username, password = demo_admin(runtime.auth, data)
     Console().print(
         Panel.fit(
             f"[bold]sitepulse demo[/] — data in {data}\n\n"
+            f"  dashboards    {base}/  (sign in as [bold]{username}[/] / [bold]{password}[/])\n"
             f"  sample site   {base}/site/  (click around: your visit is recorded)\n"
             f"  metrics       {base}/metrics\n"
             f"  events API    {base}/api/v1/events  (Authorization: Bearer {token})\n"

@@ -34,6 +34,10 @@ class ServerConfig(_Model):
     max_beacon_bytes: int = Field(default=65_536, ge=1024, le=1_048_576)
     # Serve the sample lead-generation site at /site, instrumented for the first site.
     sample_site: bool = False
+    # The sign-in cookie's Secure flag. None: when the request came over https (as a
+    # trusted proxy's X-Forwarded-Proto says) or to localhost; true behind a TLS proxy
+    # that does not say so.
+    secure_cookies: bool | None = None
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sitepulse.collect.ingest import Outcome, error
 
@@ -89,3 +90,23 @@ class ClientAddress:
             if not self.is_trusted(hop):
                 return hop
         return hops[0] if hops else peer
+
+
+class ForwardedProto:
+    """ASGI: a request a trusted proxy says came over https (X-Forwarded-Proto) gets the
+    scheme "https", so cookies and HSTS follow the scheme the browser used."""
+
+    def __init__(self, app: ASGIApp, client_address: ClientAddress) -> None:
+        self.app = app
+        self.client_address = client_address
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("scheme") == "http":
+            peer = scope["client"][0] if scope.get("client") else ""
+            if peer and self.client_address.is_trusted(peer):
+                for name, value in scope["headers"]:
+                    if name == b"x-forwarded-proto":
+                        if value.split(b",")[0].strip().lower() == b"https":
+                            scope = {**scope, "scheme": "https"}
+                        break
+        await self.app(scope, receive, send)
