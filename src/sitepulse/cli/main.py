@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from sitepulse.cli.export import export_app
+from sitepulse.cli.users import token_app, user_app
 from sitepulse.config import ConfigError, Settings, load_config
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app = typer.Typer(
 config_app = typer.Typer(no_args_is_help=True, help="Check and explain configuration.")
 app.add_typer(config_app, name="config")
 app.add_typer(export_app, name="export")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 console = Console(stderr=True, emoji=False)
 
