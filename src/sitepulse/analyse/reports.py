@@ -16,6 +16,7 @@ from typing import Any
 from sitepulse.analyse import funnels, kpis, vitals
 from sitepulse.analyse.attribution import Dimension
 from sitepulse.analyse.base import DAY_MS, AnalysisError, Period, Reader
+from sitepulse.analyse.definitions import all_experiments, all_funnels
 from sitepulse.analyse.touchpoints import attribution_report
 from sitepulse.clock import iso_ms
 from sitepulse.config.models import Settings, SiteConfig
@@ -126,9 +127,10 @@ def _funnel(reader: Reader, req: Request) -> dict[str, Any]:
     experiment = req.params.get("experiment") or None
     if breakdown == "variant" and experiment is None:
         raise AnalysisError("experiment", "is needed for a breakdown by variant")
-    configured = {d.name: d for d in map(funnels.parse_funnel, req.settings.funnels)}
-    name = req.text("name", "lead", ("lead", *configured))
-    definition = configured.get(name, funnels.DEFAULT_LEAD_FUNNEL)
+    # The built-in lead funnel, then sitepulse.yaml's, then those defined in the UI.
+    known = {e.definition.name: e.definition for e in all_funnels(req.settings, reader)}
+    name = req.text("name", "lead", tuple(known))
+    definition = known[name]
     report = funnels.funnel(
         reader,
         period,
@@ -157,7 +159,8 @@ def _experiments(reader: Reader, req: Request) -> dict[str, Any]:
     from sitepulse.analyse.experiments import experiments_report
 
     period = req.period()
-    found = experiments_report(reader, period, req.settings.experiments)
+    defined = [entry.settings for entry in all_experiments(req.settings, reader)]
+    found = experiments_report(reader, period, defined)
     wanted = req.params.get("name")
     if wanted is not None:
         found = [e for e in found if e.name == wanted]

@@ -19,6 +19,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+from sitepulse.auth import (
+    ACCESS_HANDLERS,
+    AuthMiddleware,
+    SignInLimiter,
+    auth_routes,
+    default_is_public,
+    principal_of,
+    token_routes,
+)
 from sitepulse.collect.ingest import Outcome, error
 from sitepulse.config.models import SiteConfig
 from sitepulse.enrich.pipeline import Client
@@ -29,12 +38,17 @@ from sitepulse.web.http import (
     CORS,
     BodyTooLarge,
     ClientAddress,
+    ForwardedProto,
     json_response,
     outcome_response,
     read_body,
     too_large,
 )
 from sitepulse.web.openapi import build_openapi
+from sitepulse.web.ui import ui_routes
+from sitepulse.web.ui.experiments import experiment_routes
+from sitepulse.web.ui.funnels import funnel_routes
+from sitepulse.web.ui.leads import leads_routes
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +98,11 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
+def _is_public(method: str, path: str) -> bool:
+    # The API's description is documentation, not data.
+    return path == "/openapi.json" or default_is_public(method, path)
+
+
 def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
     """Build the app around a runtime; the lifespan starts and stops it."""
     settings = runtime.settings
@@ -96,6 +115,21 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
 
     def client_of(request: Request) -> Client:
         return Client(client_ip(request), request.headers.get("user-agent", ""))
+
+    sites_by_id = {site.id: site for site in settings.sites}
+
+    def query_site(request: Request) -> SiteConfig | Outcome:
+        """The site a query is about: a signed-in user's or API token's `site` parameter
+        (default: the first site), or the site whose token is the Bearer."""
+        if principal_of(request) is None:
+            return authenticate(request)
+        wanted = request.query_params.get("site")
+        if wanted is None:
+            return settings.sites[0]
+        found = sites_by_id.get(wanted)
+        if found is None:
+            return error(404, "unknown_site", f"no site {wanted!r}", "site")
+        return found
 
     def authenticate(request: Request) -> SiteConfig | Outcome:
         token = _bearer(request)
@@ -288,12 +322,28 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
         Route("/api/v1/events", get_events, methods=["GET"]),
         Route("/api/v1/leads", post_lead, methods=["POST"]),
         Route("/api/v1/leads", preflight, methods=["OPTIONS"]),
-        *report_routes(runtime, authenticate),
+        *report_routes(runtime, query_site),
+        *auth_routes(runtime.auth, SignInLimiter(), client_address=client_ip),
+        *token_routes(runtime.auth, client_address=client_ip),
+        *ui_routes(runtime),
+        *leads_routes(runtime),
+        *funnel_routes(runtime),
+        *experiment_routes(runtime),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *extra_routes,
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    return BeaconFastPath(app, ingest, client_ip, beacon_limit)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=ACCESS_HANDLERS)
+    # The beacon fast path stays in front: collect needs no sign-in and no page headers.
+    guarded = ForwardedProto(
+        AuthMiddleware(
+            app,
+            db=runtime.auth,
+            is_public=_is_public,
+            secure_cookies=settings.server.secure_cookies,
+        ),
+        client_ip,
+    )
+    return BeaconFastPath(guarded, ingest, client_ip, beacon_limit)
