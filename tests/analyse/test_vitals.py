@@ -329,3 +329,11 @@ def test_to_dict_is_json(report: VitalsReport) -> None:
         "conversion_rate": 0.0,
     }
     assert "quantile_cont" in data["quantile_method"]
+
+
+def test_cwv_compliance_alone_matches_the_summary(store: DuckDBStore, report: VitalsReport) -> None:
+    from sitepulse.analyse.vitals import cwv_compliance
+
+    assert cwv_compliance(store, PERIOD) == report.overall.compliance
+    empty = cwv_compliance(store, Period(SITE, T0 - 10 * DAY, T0 - 9 * DAY))
+    assert (empty.page_loads, empty.share) == (0, None)

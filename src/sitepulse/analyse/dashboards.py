@@ -198,14 +198,10 @@ def executive(
     zone = req.site.timezone
     timings = _Timings(clock)
     with timings.step("kpis"):
-        report = kpis.kpi_report(reader, period, top=1)
+        report = kpis.kpi_report(reader, period, top=1, paths=False)
     with timings.step("vitals"):
-        cwv = vitals.vitals_summary(reader, period, by=None).overall.compliance
-        cwv_before = (
-            vitals.vitals_summary(reader, period.previous(), by=None).overall.compliance
-            if compare
-            else None
-        )
+        cwv = vitals.cwv_compliance(reader, period)
+        cwv_before = vitals.cwv_compliance(reader, period.previous()) if compare else None
     with timings.step("attribution"):
         value = attribution_report(reader, period, req.settings.attribution, Dimension.CHANNEL)
         value_before = (
@@ -250,7 +246,9 @@ def executive(
             **_kpi_reading(conversion.overall, compare, conversion.target),
             "target": kpis.TARGETS["conversion_rate"].value,
             "sessions": report.kpi("sessions").overall.value,
-            "converting_sessions": report.converting_sessions,
+            # rate = converting / sessions exactly, so the count comes back by rounding
+            # (the paths query that counts them is not run for this dashboard)
+            "converting_sessions": _converting(report),
         },
         "leads_today": {
             "date": today["date"],
@@ -461,3 +459,9 @@ DASHBOARDS: Final[Mapping[str, Callable[[Reader, Request], dict[str, Any]]]] = {
     "executive": executive,
     "marketing": marketing,
 }
+
+
+def _converting(report: kpis.KpiReport) -> int:
+    sessions = report.kpi("sessions").overall.value or 0
+    rate = report.kpi("conversion_rate").overall.value or 0
+    return round(rate * sessions)

@@ -432,9 +432,15 @@ def _pages(reader: Reader, period: Period, top: int) -> _Pages:
 
 
 def kpi_report(
-    reader: Reader, period: Period, *, top: int = 10, yellow_band: float = YELLOW_BAND
+    reader: Reader,
+    period: Period,
+    *,
+    top: int = 10,
+    yellow_band: float = YELLOW_BAND,
+    paths: bool = True,
 ) -> KpiReport:
-    """The KPIs of `period` against their targets and the period before, plus paths."""
+    """The KPIs of `period` against their targets and the period before, plus paths
+    (without `paths`, the paths and drop-offs are left empty and not computed)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise AnalysisError("top", f"must be a positive whole number, got {top!r}")
     if not 0 <= yellow_band < 1:
@@ -442,7 +448,7 @@ def kpi_report(
     before = period.previous()
     current = _period_values(reader, period)
     previous = _period_values(reader, before)
-    pages = _pages(reader, period, top)
+    pages = _pages(reader, period, top) if paths else _Pages(0, (), (), 0, ())
     return KpiReport(
         site=period.site,
         start_ms=period.start_ms,

@@ -428,3 +428,12 @@ def vitals_summary(reader: Reader, period: Period, *, by: By | None = "page_grou
         lcp_by_rating=by_rating,
         lcp_by_range=by_range,
     )
+
+
+def cwv_compliance(reader: Reader, period: Period) -> Compliance:
+    """The period's Core Web Vitals pass rate alone (one statement, no percentiles)."""
+    counts = [0, 0, 0]
+    for _grp, _bucket, *values in reader.query(_loads_sql(None), period.params):
+        for i, value in enumerate(values):
+            counts[i] += int(value)
+    return _compliance(*counts)
