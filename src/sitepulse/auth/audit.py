@@ -72,6 +72,10 @@ class AuditLog:
             for row in self._db.query(sql, args)
         ]
 
+    def actions(self) -> list[str]:
+        """Every action name the log holds."""
+        return [str(row[0]) for row in self._db.query("SELECT DISTINCT action FROM audit_log")]
+
     def prune(self, before_ms: int) -> int:
         """Delete entries older than `before_ms`; returns how many."""
         return self._db.execute("DELETE FROM audit_log WHERE ts < ?", (before_ms,))

@@ -49,6 +49,7 @@ from sitepulse.web.ui import ui_routes
 from sitepulse.web.ui.experiments import experiment_routes
 from sitepulse.web.ui.funnels import funnel_routes
 from sitepulse.web.ui.leads import leads_routes
+from sitepulse.web.ui.settings import settings_routes
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,7 @@ def create_app(runtime: Runtime, *, extra_routes: Sequence[BaseRoute] = ()) -> A
         *leads_routes(runtime),
         *funnel_routes(runtime),
         *experiment_routes(runtime),
+        *settings_routes(runtime, client_address=client_ip),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -377,14 +377,17 @@ def settings_routes(
             address = address_of(request)
             try:
                 await run_in_threadpool(change, username, posted, principal.actor, address)
-            except (InvalidInput, Conflict, NotFound) as exc:
-                message = exc.message if isinstance(exc, InvalidInput) else str(exc)
-                status = 400 if isinstance(exc, InvalidInput) else 409
-                status = 404 if isinstance(exc, NotFound) else status
-                row = RowProblem(username, action, message)
-                return await users_view(request, principal, UsersPage(row=row), status)
-            query = urlencode({"done": action, "user": username})
-            return see_other(f"/settings/users?{query}")
+            except InvalidInput as exc:
+                failed = (exc.message, 400)
+            except Conflict as exc:  # the last enabled admin
+                failed = (str(exc), 409)
+            except NotFound as exc:
+                failed = (str(exc), 404)
+            else:
+                query = urlencode({"done": action, "user": username})
+                return see_other(f"/settings/users?{query}")
+            row = RowProblem(username, action, failed[0])
+            return await users_view(request, principal, UsersPage(row=row), failed[1])
 
         return endpoint
 
@@ -405,8 +408,7 @@ def settings_routes(
 
     def known_actions() -> list[str]:
         # The log may hold actions this module has not heard of (new pages, the CLI).
-        found = runtime.auth.query("SELECT DISTINCT action FROM audit_log")
-        return sorted({*KNOWN_ACTIONS, *(str(row[0]) for row in found)})
+        return sorted({*KNOWN_ACTIONS, *AuditLog(runtime.auth).actions()})
 
     async def audit_page(request: Request) -> Response:
         principal = admin_only(request, "read the audit log")
