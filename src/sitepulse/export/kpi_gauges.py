@@ -140,7 +140,9 @@ class KpiGauges:
             },
         )
 
-        tiers = dict.fromkeys((tier.name for tier in self._settings.scoring.tiers), 0)
+        # Every label each time, "unscored" included: a lead unscored at one refresh and
+        # scored at the next must not stay counted under the old label.
+        tiers = dict.fromkeys((*(t.name for t in self._settings.scoring.tiers), "unscored"), 0)
         by_channel_tier: dict[tuple[str, ...], float] = {}
         for channel, tier, n in self._reader.query(_LEADS_BY_CHANNEL_TIER, period.params):
             tiers[str(tier)] = tiers.get(str(tier), 0) + int(n)
