@@ -337,3 +337,16 @@ def test_cwv_compliance_alone_matches_the_summary(store: DuckDBStore, report: Vi
     assert cwv_compliance(store, PERIOD) == report.overall.compliance
     empty = cwv_compliance(store, Period(SITE, T0 - 10 * DAY, T0 - 9 * DAY))
     assert (empty.page_loads, empty.share) == (0, None)
+
+
+def test_core_vitals_by_group_match_the_summary(store: DuckDBStore, report: VitalsReport) -> None:
+    from sitepulse.analyse.vitals import CORE_METRICS, core_vitals_by
+
+    lean = {g.key: g for g in core_vitals_by(store, PERIOD, by="page_group")}
+    assert lean.keys() == {g.key for g in report.groups}
+    for want in report.groups:
+        got = lean[want.key]
+        assert got.compliance == want.compliance
+        for metric in CORE_METRICS:
+            assert got.metric(metric) == want.metric(metric)
+        assert got.metric("FCP").samples == 0

@@ -118,10 +118,8 @@ def score_distribution(reader: Reader, period: Period, tiers: Sequence[str]) -> 
 # by LCP range, with how many produced a lead; its worst LCP counts when sent twice.
 _LANDING_LCP = f"""
     WITH landing AS (
-        SELECT session_id, max(value) AS lcp FROM events
-        WHERE {PERIOD_FILTER} AND type = 'vital' AND name = 'LCP' AND page_seq = 1
-          AND session_id <> 0 AND value IS NOT NULL
-        GROUP BY session_id
+        SELECT session_id, lcp FROM page_loads
+        WHERE {PERIOD_FILTER} AND page_seq = 1 AND lcp IS NOT NULL
     ),
     started AS (
         SELECT session_id FROM sessions

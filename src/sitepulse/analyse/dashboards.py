@@ -41,6 +41,7 @@ from sitepulse.analyse.dashboard_queries import (
     leads_today,
     score_distribution,
 )
+from sitepulse.analyse.definitions import all_experiments
 from sitepulse.analyse.reports import Request
 from sitepulse.analyse.touchpoints import attribution_report
 from sitepulse.clock import iso_ms
@@ -315,7 +316,9 @@ def _experiments_panel(reader: Reader, req: Request, period: Period) -> Panels:
     from sitepulse.analyse.experiments import experiments_report
 
     out = []
-    for e in experiments_report(reader, period, req.settings.experiments):
+    # Those defined in the UI too, with their own settings (as the experiments report).
+    defined = [entry.settings for entry in all_experiments(req.settings, reader)]
+    for e in experiments_report(reader, period, defined):
         item: dict[str, Any] = {
             "name": e.name,
             "metric": e.metric,
@@ -377,9 +380,9 @@ def _channel_performance(
     return {"model": model.value, "rows": rows}
 
 
-def _vitals_by_page(report: vitals.VitalsReport) -> Panels:
+def _vitals_by_page(groups: Sequence[vitals.GroupVitals]) -> Panels:
     rows = []
-    for group in report.groups:
+    for group in groups:
         metrics = {
             m.metric: {"p75": m.p75, "rating": m.p75_rating, "samples": m.samples}
             for m in group.metrics
@@ -431,7 +434,7 @@ def marketing(
     with timings.step("experiments"):
         experiments = _experiments_panel(reader, req, period)
     with timings.step("vitals"):
-        by_page = vitals.vitals_summary(reader, period, by="page_group")
+        by_page = vitals.core_vitals_by(reader, period, "page_group")
     with timings.step("conversion_by_lcp"):
         by_lcp = conversion_by_landing_lcp(reader, period)
 

@@ -437,3 +437,45 @@ def cwv_compliance(reader: Reader, period: Period) -> Compliance:
         for i, value in enumerate(values):
             counts[i] += int(value)
     return _compliance(*counts)
+
+
+def core_vitals_by(
+    reader: Reader, period: Period, by: By = "page_group"
+) -> tuple[GroupVitals, ...]:
+    """LCP, INP and CLS per group with each group's CWV pass rate, in one statement (what a
+    dashboard's "by page" table needs: no FCP or TTFB, no overall row, no LCP conversion).
+    Groups as in `vitals_summary`'s, most LCP/INP/CLS samples first; FCP and TTFB are
+    left empty."""
+    if by not in get_args(By):
+        raise AnalysisError("by", f"must be one of {', '.join(get_args(By))}, got {by!r}")
+    lcp, inp, cls = (THRESHOLDS[m] for m in CORE_METRICS)
+    per_metric = ", ".join(
+        f"count({c}), quantile_cont({c}, {list(QUANTILES)}),"
+        f" count(*) FILTER ({c} <= {_num(t.good)}), count(*) FILTER ({c} > {_num(t.poor)})"
+        for t in (lcp, inp, cls)
+        for c in [_column(t.metric)]
+    )
+    sql = f"""
+        SELECT {by}, {per_metric}, count(*),
+               count(*) FILTER (coalesce(lcp <= {_num(lcp.good)}, true)
+                                AND coalesce(inp <= {_num(inp.good)}, true)
+                                AND coalesce(cls <= {_num(cls.good)}, true)),
+               count(*) FILTER (inp IS NULL)
+        FROM page_loads
+        WHERE {PERIOD_FILTER} AND (lcp IS NOT NULL OR inp IS NOT NULL OR cls IS NOT NULL)
+        GROUP BY {by}
+    """
+    groups = []
+    for row in reader.query(sql, period.params):
+        stats = {
+            metric: _metric_stats(metric, (None, None, metric, *row[1 + 4 * i : 5 + 4 * i]))
+            for i, metric in enumerate(CORE_METRICS)
+        }
+        groups.append(
+            GroupVitals(
+                row[0] or _NOT_SET,
+                tuple(stats.get(m) or _metric_stats(m, None) for m in METRICS),
+                _compliance(int(row[13]), int(row[14]), int(row[15])),
+            )
+        )
+    return tuple(sorted(groups, key=lambda g: (-sum(m.samples for m in g.metrics), g.key)))
