@@ -208,15 +208,26 @@ _SESSIONS = f"""
     )"""
 _CONVERTED = f"converted AS (SELECT DISTINCT session_id FROM leads WHERE {LEAD_FILTER})"
 
-# One pass over the period's sessions: each row carries its engaged time and sign-ups.
+# One pass over the period's sessions (each carries its engaged time and sign-ups), folded
+# per (channel, visitor) first: the per-channel visitors are then plain counts and only the
+# overall ones a DISTINCT, which costs a fraction of DISTINCTs under GROUPING SETS.
 _SESSION_KPIS = f"""
     WITH {_SESSIONS},
-    {_CONVERTED}
-    SELECT grouping(s.channel) = 1, s.channel, count(*), count(DISTINCT s.visitor_id),
-           count(c.session_id), coalesce(sum(s.engaged_ms), 0),
-           count(DISTINCT s.visitor_id) FILTER (s.signups > 0)
-    FROM period_sessions AS s LEFT JOIN converted AS c ON c.session_id = s.session_id
-    GROUP BY GROUPING SETS ((s.channel), ())
+    {_CONVERTED},
+    per_visitor AS MATERIALIZED (
+        SELECT s.channel, s.visitor_id, count(*) AS sessions, count(c.session_id) AS converted,
+               sum(s.engaged_ms) AS engaged_ms, bool_or(s.signups > 0) AS signed
+        FROM period_sessions AS s LEFT JOIN converted AS c ON c.session_id = s.session_id
+        GROUP BY s.channel, s.visitor_id
+    )
+    SELECT false, channel, sum(sessions)::BIGINT, count(*), sum(converted)::BIGINT,
+           coalesce(sum(engaged_ms), 0), count(*) FILTER (signed)
+    FROM per_visitor GROUP BY channel
+    UNION ALL
+    SELECT true, NULL, coalesce(sum(sessions), 0)::BIGINT, count(DISTINCT visitor_id),
+           coalesce(sum(converted), 0)::BIGINT, coalesce(sum(engaged_ms), 0),
+           count(DISTINCT visitor_id) FILTER (signed)
+    FROM per_visitor
 """
 
 _LEAD_KPIS = f"""
