@@ -64,16 +64,6 @@ class ExperimentReport:
         }
 
 
-def experiment_names(reader: Reader, period: Period) -> list[str]:
-    """Experiments with exposures in the period, most exposed first."""
-    rows = reader.query(
-        f"SELECT name FROM events WHERE {PERIOD_FILTER} AND type = 'exposure'"
-        " GROUP BY name ORDER BY count(*) DESC, name",
-        period.params,
-    )
-    return [str(row[0]) for row in rows]
-
-
 def _counts(
     reader: Reader, period: Period, settings: ExperimentSettings
 ) -> list[tuple[str, int, int, int]]:
@@ -138,23 +128,32 @@ def experiment_report(
 def experiments_report(
     reader: Reader, period: Period, configured: Sequence[ExperimentSettings]
 ) -> list[ExperimentReport]:
-    """Every configured experiment plus any other with exposures (read with defaults).
+    """Every configured experiment plus any other with exposures (read with defaults, most
+    exposed first).
 
     An unconfigured experiment's control is its "control" variant if there is one,
     else the first variant name in alphabetical order.
     """
     known = {e.name: e for e in configured}
     out = [experiment_report(reader, period, e) for e in configured]
-    for name in experiment_names(reader, period):
+    # Every exposed experiment's variants from one scan, rather than a scan per experiment.
+    arms: dict[str, list[str]] = {}
+    exposures: dict[str, int] = {}
+    for name, variant, n in reader.query(
+        f"SELECT name, props->>'variant', count(*) FROM events WHERE {PERIOD_FILTER}"
+        " AND type = 'exposure' GROUP BY ALL ORDER BY 1, 2",
+        period.params,
+    ):
+        found = arms.setdefault(str(name), [])
+        exposures[str(name)] = exposures.get(str(name), 0) + int(n)
+        if variant is not None:
+            found.append(str(variant))
+    # Most exposed first.
+    for name in sorted(arms, key=lambda n: (-exposures[n], n)):
+        variants = arms[name]
         if name in known:
             continue
-        variants = reader.query(
-            f"SELECT DISTINCT props->>'variant' FROM events WHERE {PERIOD_FILTER}"
-            " AND type = 'exposure' AND name = ? ORDER BY 1",
-            [*period.params, name],
-        )
-        arms = [str(v[0]) for v in variants if v[0] is not None]
-        control = "control" if "control" in arms else (arms[0] if arms else "control")
+        control = "control" if "control" in variants else (variants[0] if variants else "control")
         try:
             settings = ExperimentSettings(name=name, control=control)
         except ValueError:
