@@ -109,6 +109,8 @@ def test_bundled_country_database_works_out_of_the_box() -> None:
     geo = GeoLookup(path)
     assert geo.lookup("81.2.69.160").country == "GB"
     assert geo.lookup("8.8.8.8").country == "US"
+    # It answers private and loopback addresses with the text "None": no country.
+    assert geo.lookup("127.0.0.1") == geo.lookup("192.168.1.20") == Place("", "")
     geo.close()
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import maxminddb
+
+# ISO 3166-1 alpha-2, as MaxMind-format databases give it.
+_COUNTRY_CODE = re.compile(r"[A-Z]{2}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class GeoLookup:
             return UNKNOWN
         country = record.get("country") or record.get("registered_country") or {}
         code = str(country.get("iso_code") or "") if isinstance(country, dict) else ""
+        if not _COUNTRY_CODE.fullmatch(code):
+            # Some databases answer private and loopback addresses with the text "None".
+            return UNKNOWN
         region = ""
         subdivisions = record.get("subdivisions")
         if code and isinstance(subdivisions, list) and subdivisions:
