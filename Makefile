@@ -31,6 +31,7 @@ bench: setup-test
 	$(PY) bench/ingest.py
 	$(PY) bench/storage.py
 	$(PY) -m bench.analyses
+	$(PY) -m bench.dashboards
 
 clean:
 	rm -rf .venv node_modules src/sitepulse/collect/static/sp.js .setup-stamp-* test-artifacts
