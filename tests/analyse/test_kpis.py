@@ -371,3 +371,12 @@ def test_to_dict_is_json(report: KpiReport) -> None:
     assert conversion["overall"]["status"] == "green"
     assert data["top_paths"][0]["steps"] == ["/", "/services/a", "/contact"]
     assert data["drop_offs"][0]["path"] == "/pricing"
+
+
+def test_without_the_previous_period_there_are_no_changes(store: DuckDBStore) -> None:
+    full = kpi_report(store, PERIOD)
+    lean = kpi_report(store, PERIOD, previous=False, paths=False)
+    for a, b in zip(full.kpis, lean.kpis, strict=True):
+        assert b.overall.value == a.overall.value and b.overall.status == a.overall.status
+        assert (b.overall.previous, b.overall.change, b.overall.change_ratio) == (None, None, None)
+    assert lean.top_paths == () and lean.drop_offs == ()

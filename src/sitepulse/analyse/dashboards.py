@@ -199,7 +199,7 @@ def executive(
     zone = req.site.timezone
     timings = _Timings(clock)
     with timings.step("kpis"):
-        report = kpis.kpi_report(reader, period, top=1, paths=False)
+        report = kpis.kpi_report(reader, period, top=1, paths=False, previous=compare)
     with timings.step("vitals"):
         cwv = vitals.cwv_compliance(reader, period)
         cwv_before = vitals.cwv_compliance(reader, period.previous()) if compare else None
@@ -416,7 +416,7 @@ def marketing(
     period, compare, model = req.period(), _compare(req), _model(req)
     timings = _Timings(clock)
     with timings.step("kpis"):
-        report = kpis.kpi_report(reader, period, top=10)
+        report = kpis.kpi_report(reader, period, top=10, previous=compare)
     with timings.step("funnel"):
         lead_funnel = funnels.funnel(reader, period, funnels.DEFAULT_LEAD_FUNNEL)
         before = (

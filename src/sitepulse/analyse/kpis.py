@@ -350,10 +350,14 @@ def _reading(
     )
 
 
-def _kpis(current: _Values, previous: _Values, band: float) -> tuple[Kpi, ...]:
-    channels = {k for k in (*current.by_key, *previous.by_key) if k is not None}
+def _kpis(current: _Values, previous: _Values | None, band: float) -> tuple[Kpi, ...]:
+    """Readings per KPI; without `previous` (not computed), no previous values or changes."""
+    before_keys = previous.by_key if previous is not None else {}
+    channels = {k for k in (*current.by_key, *before_keys) if k is not None}
 
-    def value(values: _Values, key: str | None, name: str) -> float | None:
+    def value(values: _Values | None, key: str | None, name: str) -> float | None:
+        if values is None:
+            return None
         return values.by_key.get(key, {}).get(name, _empty(name))
 
     kpis = []
@@ -449,16 +453,18 @@ def kpi_report(
     top: int = 10,
     yellow_band: float = YELLOW_BAND,
     paths: bool = True,
+    previous: bool = True,
 ) -> KpiReport:
     """The KPIs of `period` against their targets and the period before, plus paths
-    (without `paths`, the paths and drop-offs are left empty and not computed)."""
+    (without `paths`, the paths and drop-offs are left empty and not computed; without
+    `previous`, the previous period's values and the changes are None)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise AnalysisError("top", f"must be a positive whole number, got {top!r}")
     if not 0 <= yellow_band < 1:
         raise AnalysisError("yellow_band", f"must be in [0, 1), got {yellow_band!r}")
     before = period.previous()
     current = _period_values(reader, period)
-    previous = _period_values(reader, before)
+    earlier = _period_values(reader, before) if previous else None
     pages = _pages(reader, period, top) if paths else _Pages(0, (), (), 0, ())
     return KpiReport(
         site=period.site,
@@ -467,7 +473,7 @@ def kpi_report(
         previous_start_ms=before.start_ms,
         previous_end_ms=before.end_ms,
         yellow_band=yellow_band,
-        kpis=_kpis(current, previous, yellow_band),
+        kpis=_kpis(current, earlier, yellow_band),
         lead_trend=_lead_trend(reader, period),
         converting_sessions=pages.converting,
         top_paths=pages.top_paths,
