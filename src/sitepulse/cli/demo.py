@@ -112,7 +112,8 @@ def run_demo(
     Console().print(
         Panel.fit(
             f"[bold]sitepulse demo[/] — data in {data}\n\n"
-            f"  dashboards    {base}/  (sign in as [bold]{username}[/] / [bold]{password}[/])\n"
+            f"  dashboards    {base}/\n"
+            f"  sign in as    [bold]{username}[/]  password [bold]{password}[/]\n"
             f"  sample site   {base}/site/  (click around: your visit is recorded)\n"
             f"  metrics       {base}/metrics\n"
             f"  events API    {base}/api/v1/events  (Authorization: Bearer {token})\n"
