@@ -5,15 +5,18 @@ the CSRF double-check, the audit trail, and the store of definitions.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
+from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from sitepulse.analyse.base import AnalysisError
-from sitepulse.analyse.definitions import DefinitionStore
+from sitepulse.analyse.definitions import DefinitionStore, Kind
 from sitepulse.auth.audit import AuditLog
 from sitepulse.auth.httputil import form_fields
 from sitepulse.auth.principal import Principal
@@ -126,3 +129,51 @@ async def admin_form(
 def see_other(path: str) -> RedirectResponse:
     """After a successful post: go and look at the result (303, so reload does not re-post)."""
     return RedirectResponse(path, status_code=303)
+
+
+def delete_routes(
+    editing: Editing, kind: Kind, plural: str, is_configured: Callable[[str], bool]
+) -> list[BaseRoute]:
+    """GET /{plural}/{name}/delete (a confirmation page) and POST (delete, audited as
+    "{kind}.delete") for a definition stored from the UI; `is_configured(name)` says a
+    definition lives in sitepulse.yaml, which the UI does not change."""
+
+    async def confirm(request: Request) -> Response:
+        opened = open_page(request, editing)
+        if isinstance(opened, Response):
+            return opened
+        principal, view = opened
+        if not principal.is_admin:
+            return denied(request, view, f"Only admins can delete {plural}.")
+        name = request.path_params["name"]
+        if await run_in_threadpool(is_configured, name):
+            return denied(request, view, f"{name!r} is defined in sitepulse.yaml; edit it there.")
+        context = {
+            "view": view,
+            "nav_active": plural,
+            "kind": kind,
+            "name": name,
+            "action": f"/{plural}/{quote(name, safe='')}/delete{view.qs()}",
+            "back": f"/{plural}/{quote(name, safe='')}{view.qs()}",
+        }
+        return render(request, "definition_delete.html", context)
+
+    async def delete(request: Request) -> Response:
+        opened = open_page(request, editing)
+        if isinstance(opened, Response):
+            return opened
+        checked = await admin_form(request, opened[1])
+        if isinstance(checked, Response):
+            return checked
+        view = opened[1]
+        principal, _ = checked
+        name = request.path_params["name"]
+        removed = await run_in_threadpool(editing.definitions.delete, kind, name)
+        if removed is None:
+            what = AnalysisError("name", f"names no {kind} defined here ({name!r})")
+            return error_page(request, 404, what)
+        editing.record(request, principal, f"{kind}.delete", name, {"body": dict(removed.body)})
+        return see_other(f"/{plural}{view.qs()}")
+
+    path = f"/{plural}/{{name}}/delete"
+    return [Route(path, confirm, methods=["GET"]), Route(path, delete, methods=["POST"])]

@@ -31,6 +31,7 @@ from sitepulse.web.ui.editing import (
     AuditSink,
     Editing,
     admin_form,
+    delete_routes,
     denied,
     open_page,
     see_other,
@@ -267,6 +268,7 @@ def experiment_routes(runtime: Runtime, *, audit: AuditSink | None = None) -> li
     settings = runtime.settings
     store = runtime.store
     editing = Editing.of(runtime, audit)
+    configured_names = {e.name for e in settings.experiments}
 
     def defined() -> dict[str, ExperimentEntry]:
         return {e.settings.name: e for e in all_experiments(settings, editing.definitions)}
@@ -409,43 +411,6 @@ def experiment_routes(runtime: Runtime, *, audit: AuditSink | None = None) -> li
         editing.record(request, principal, "experiment.save", saved.name, detail)
         return see_other(f"/experiments/{quote(saved.name, safe='')}{view.qs()}")
 
-    async def confirm_delete(request: Request) -> Response:
-        opened = open_page(request, editing)
-        if isinstance(opened, Response):
-            return opened
-        principal, view = opened
-        if not principal.is_admin:
-            return denied(request, view, "Only admins can delete experiments.")
-        name = request.path_params["name"]
-        if name in {e.name for e in settings.experiments}:
-            return denied(request, view, f"{name!r} is defined in sitepulse.yaml; edit it there.")
-        context = {
-            "view": view,
-            "nav_active": "experiments",
-            "kind": "experiment",
-            "name": name,
-            "action": f"/experiments/{quote(name, safe='')}/delete{view.qs()}",
-            "back": f"/experiments/{quote(name, safe='')}{view.qs()}",
-        }
-        return render(request, "definition_delete.html", context)
-
-    async def delete(request: Request) -> Response:
-        opened = open_page(request, editing)
-        if isinstance(opened, Response):
-            return opened
-        checked = await admin_form(request, opened[1])
-        if isinstance(checked, Response):
-            return checked
-        view = opened[1]
-        principal, _ = checked
-        name = request.path_params["name"]
-        removed = await run_in_threadpool(editing.definitions.delete, "experiment", name)
-        if removed is None:
-            what = AnalysisError("name", f"names no experiment defined here ({name!r})")
-            return error_page(request, 404, what)
-        editing.record(request, principal, "experiment.delete", name, {"body": dict(removed.body)})
-        return see_other(f"/experiments{view.qs()}")
-
     return [
         Route("/experiments", list_page, methods=["GET"]),
         Route("/experiments/new", new_form, methods=["GET"]),
@@ -453,6 +418,5 @@ def experiment_routes(runtime: Runtime, *, audit: AuditSink | None = None) -> li
         Route("/experiments/{name}", experiment_page, methods=["GET"]),
         Route("/experiments/{name}/edit", edit_form, methods=["GET"]),
         Route("/experiments/{name}/edit", save, methods=["POST"]),
-        Route("/experiments/{name}/delete", confirm_delete, methods=["GET"]),
-        Route("/experiments/{name}/delete", delete, methods=["POST"]),
+        *delete_routes(editing, "experiment", "experiments", lambda name: name in configured_names),
     ]

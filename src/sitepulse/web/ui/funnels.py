@@ -30,6 +30,7 @@ from sitepulse.web.ui.editing import (
     AuditSink,
     Editing,
     admin_form,
+    delete_routes,
     denied,
     open_page,
     see_other,
@@ -434,43 +435,9 @@ def funnel_routes(runtime: Runtime, *, audit: AuditSink | None = None) -> list[B
         editing.record(request, principal, "funnel.save", saved.name, detail)
         return see_other(f"/funnels/{_quote(saved.name)}{view.qs()}")
 
-    async def confirm_delete(request: Request) -> Response:
-        opened = open_page(request, editing)
-        if isinstance(opened, Response):
-            return opened
-        principal, view = opened
-        if not principal.is_admin:
-            return denied(request, view, "Only admins can delete funnels.")
-        name = request.path_params["name"]
-        entry = (await run_in_threadpool(known)).get(name)
-        if entry is not None and entry.source != "stored":
-            return denied(request, view, f"{name!r} is defined in sitepulse.yaml; edit it there.")
-        context = {
-            "view": view,
-            "nav_active": "funnels",
-            "kind": "funnel",
-            "name": name,
-            "action": f"/funnels/{_quote(name)}/delete{view.qs()}",
-            "back": f"/funnels/{_quote(name)}{view.qs()}",
-        }
-        return render(request, "definition_delete.html", context)
-
-    async def delete(request: Request) -> Response:
-        opened = open_page(request, editing)
-        if isinstance(opened, Response):
-            return opened
-        checked = await admin_form(request, opened[1])
-        if isinstance(checked, Response):
-            return checked
-        view = opened[1]
-        principal, _ = checked
-        name = request.path_params["name"]
-        removed = await run_in_threadpool(editing.definitions.delete, "funnel", name)
-        if removed is None:
-            what = AnalysisError("name", f"names no funnel defined here ({name!r})")
-            return error_page(request, 404, what)
-        editing.record(request, principal, "funnel.delete", name, {"body": dict(removed.body)})
-        return see_other(f"/funnels{view.qs()}")
+    def configured(name: str) -> bool:
+        entry = known().get(name)
+        return entry is not None and entry.source != "stored"
 
     return [
         Route("/funnels", list_page, methods=["GET"]),
@@ -479,8 +446,7 @@ def funnel_routes(runtime: Runtime, *, audit: AuditSink | None = None) -> list[B
         Route("/funnels/{name}", funnel_page, methods=["GET"]),
         Route("/funnels/{name}/edit", edit_form, methods=["GET"]),
         Route("/funnels/{name}/edit", save, methods=["POST"]),
-        Route("/funnels/{name}/delete", confirm_delete, methods=["GET"]),
-        Route("/funnels/{name}/delete", delete, methods=["POST"]),
+        *delete_routes(editing, "funnel", "funnels", configured),
     ]
 
 
