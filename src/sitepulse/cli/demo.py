@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.panel import Panel
 
 from sitepulse.auth import AuthDB, Users
-from sitepulse.cli.serving import build_server, tune_allocators, tune_gc
+from sitepulse.cli.serving import build_server, tune_allocators, tune_gc, untune_gc
 from sitepulse.config import Settings, SiteConfig
 from sitepulse.demo.catalog import DEFAULT_HOST, DEFAULT_TIMEZONE
 from sitepulse.demo.traffic import TrafficConfig, backfill, run_live
@@ -140,4 +140,7 @@ def run_demo(
         except (TimeoutError, httpx.HTTPError):
             traffic.cancel()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        untune_gc()
