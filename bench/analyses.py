@@ -593,7 +593,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[TextIO]:
+def stdout_to_stderr() -> Iterator[TextIO]:
     """Send everything written to file descriptor 1 to stderr; yield the real stdout.
 
     DuckDB's progress bar and chdb write to the process's stdout directly, and the last
@@ -614,7 +614,7 @@ def _stdout_to_stderr() -> Iterator[TextIO]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
-    with _stdout_to_stderr() as stdout:
+    with stdout_to_stderr() as stdout:
         out = run(args)
         print(json.dumps(out), file=stdout)
     return 0

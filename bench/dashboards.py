@@ -62,7 +62,7 @@ import httpx
 import uvicorn
 
 from bench import browser
-from bench.analyses import Timing, _stdout_to_stderr
+from bench.analyses import Timing, stdout_to_stderr
 from bench.dataset import SITE, Dataset, DatasetSpec, ensure, load, open_store, settings
 from sitepulse.analyse.dashboards import DASHBOARDS
 from sitepulse.analyse.reports import DEFAULT_DAYS, run_report
@@ -526,7 +526,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _arguments(argv)
     try:
-        with _stdout_to_stderr() as stdout:
+        with stdout_to_stderr() as stdout:
             out = run(args)
             print(json.dumps(out), file=stdout)
     finally:

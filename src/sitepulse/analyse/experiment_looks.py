@@ -1,6 +1,6 @@
 """An experiment's daily looks: cumulative counts per variant and the running p-values.
 
-The counts come from the same query as the readout (`experiments._counts`), so the last
+The counts come from the same query as the readout (`experiments.exposure_counts`), so the last
 look is the readout's numbers and each earlier one is what a reader saw that day.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sitepulse.analyse.base import Period, Reader
 from sitepulse.analyse.experiment_stats import VariantCounts
-from sitepulse.analyse.experiments import _counts
+from sitepulse.analyse.experiments import exposure_counts
 from sitepulse.analyse.sequential import always_valid_p_values
 from sitepulse.config.analysis import ExperimentSettings
 
@@ -31,7 +31,7 @@ def daily_looks(
     reader: Reader, period: Period, settings: ExperimentSettings, *, mixing_sd: float
 ) -> list[Look]:
     """One look per day with exposures, oldest first; empty without a control arm."""
-    rows = _counts(reader, period, settings)
+    rows = exposure_counts(reader, period, settings)
     names = sorted({row[0] for row in rows})
     days = sorted({row[1] for row in rows})
     totals = dict.fromkeys(names, (0, 0))

@@ -64,9 +64,11 @@ class ExperimentReport:
         }
 
 
-def _counts(
+def exposure_counts(
     reader: Reader, period: Period, settings: ExperimentSettings
 ) -> list[tuple[str, int, int, int]]:
+    """Per variant and day of first exposure: (variant, day ms, visitors, converted); the
+    readout and the daily looks both count from these rows."""
     if settings.metric == "lead":
         conversions, extra = _LEAD_CONVERSIONS, period.params
     else:
@@ -100,7 +102,7 @@ def experiment_report(
     reader: Reader, period: Period, settings: ExperimentSettings, *, configured: bool = True
 ) -> ExperimentReport:
     """Read one experiment; a problem (e.g. no control arm yet) is reported, not raised."""
-    rows = _counts(reader, period, settings)
+    rows = exposure_counts(reader, period, settings)
     final, looks = _history(rows)
     names = [arm.name for arm in final]
     problem = None

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from sitepulse.cli.export import export_app
+from sitepulse.cli.options import ConfigOption, settings_or_exit
 from sitepulse.cli.users import token_app, user_app
 from sitepulse.config import ConfigError, Settings, load_config
 
@@ -28,13 +29,6 @@ app.add_typer(token_app, name="token")
 
 console = Console(stderr=True, emoji=False)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="sitepulse.yaml (default: $SITEPULSE_CONFIG or ./sitepulse.yaml)"
-    ),
-]
-
 
 def _logging(verbose: bool) -> None:
     logging.basicConfig(
@@ -47,13 +41,7 @@ def _logging(verbose: bool) -> None:
 
 
 def _settings(path: Path | None) -> Settings:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        console.print(f"[bold red]invalid configuration[/] in {exc.source}:")
-        for problem in exc.problems:
-            console.print(f"  • {problem}")
-        raise typer.Exit(2) from exc
+    return settings_or_exit(path, console)
 
 
 @app.command()

@@ -22,22 +22,14 @@ from sitepulse.auth.errors import AuthError, InvalidInput
 from sitepulse.auth.passwords import check_password
 from sitepulse.auth.tokens import Tokens
 from sitepulse.auth.users import Users, check_role, check_username
+from sitepulse.cli.options import ConfigOption, settings_or_exit
 from sitepulse.clock import iso_ms
-from sitepulse.config import ConfigError, load_config
 
 user_app = typer.Typer(no_args_is_help=True, help="Manage the users who sign in to the UI.")
 token_app = typer.Typer(no_args_is_help=True, help="Manage API tokens for the JSON API.")
 
 err = Console(stderr=True, emoji=False, highlight=False)
 
-# The same option as the other commands (cli/main.py); repeated here because main.py
-# imports this module to register the sub-apps.
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config", "-c", help="sitepulse.yaml (default: $SITEPULSE_CONFIG or ./sitepulse.yaml)"
-    ),
-]
 RoleOption = Annotated[str, typer.Option("--role", "-r", help="viewer or admin")]
 PasswordStdin = Annotated[
     bool,
@@ -56,13 +48,7 @@ def cli_actor() -> str:
 
 @contextmanager
 def _auth_db(config: Path | None) -> Iterator[AuthDB]:
-    try:
-        settings = load_config(config)
-    except ConfigError as exc:
-        err.print(f"[bold red]invalid configuration[/] in {exc.source}:")
-        for problem in exc.problems:
-            err.print(f"  • {problem}", markup=False)
-        raise typer.Exit(2) from exc
+    settings = settings_or_exit(config, err)
     try:
         db = AuthDB.in_folder(settings.storage.path)
     except AuthDBError as exc:
