@@ -476,7 +476,20 @@ def check_phone_layout(page: Page) -> None:
     )
     assert page.is_visible(".nav-toggle") and not page.is_visible("#nav")
     width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page scrolls sideways: {width} px wide"
+    assert width <= PHONE["width"], (f"the page scrolls sideways: {width} px wide", wide(page))
+
+
+def wide(page: Page) -> list[str]:
+    """The innermost elements reaching past the screen's right edge, to name in a failure."""
+    return list(
+        page.evaluate(
+            "w => [...document.querySelectorAll('main *')]"
+            ".filter(e => e.getBoundingClientRect().right > w"
+            " && ![...e.children].some(c => c.getBoundingClientRect().right > w))"
+            ".map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 80))",
+            PHONE["width"],
+        )
+    )
 
 
 @pytest.mark.parametrize("screen", SCREENS, ids=[s.name for s in SCREENS])
