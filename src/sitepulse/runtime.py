@@ -13,7 +13,10 @@ from prometheus_client import CollectorRegistry
 from sitepulse.alerting.delivery import DeliveryWorker
 from sitepulse.alerting.lead_webhooks import LeadRouter
 from sitepulse.alerting.outbox import Outbox
+from sitepulse.analyse.archive import DashboardArchive, ViewKey
+from sitepulse.analyse.dashboards import DASHBOARDS
 from sitepulse.analyse.lead_scores import LeadScoreKeeper, ScoredLead
+from sitepulse.analyse.reports import Request as ReportRequest
 from sitepulse.auth import AuthDB
 from sitepulse.clock import Clock, iso_ms, system_clock
 from sitepulse.collect.ingest import IngestService
@@ -47,6 +50,8 @@ class Runtime:
     delivery: DeliveryWorker
     # Users, sessions, API tokens and the audit log (SQLite beside the store: see auth/db.py).
     auth: AuthDB
+    # The dashboards' last answers, kept fresh off the request path (analyse/archive.py).
+    archive: DashboardArchive
     tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -129,8 +134,20 @@ class Runtime:
         )
         kpis = KpiGauges(store, settings, metrics, clock)
         auth = AuthDB.in_folder(cfg.path, clock=clock)
+        archive = dashboard_archive(settings, store, writer, clock)
         return cls(
-            settings, store, writer, service, metrics, geo, scores, kpis, delivery, auth, tokens
+            settings,
+            store,
+            writer,
+            service,
+            metrics,
+            geo,
+            scores,
+            kpis,
+            delivery,
+            auth,
+            archive,
+            tokens,
         )
 
     def start(self) -> None:
@@ -144,9 +161,11 @@ class Runtime:
         self.writer.start()
         self.kpis.start()
         self.delivery.start()
+        self.archive.start()
 
     def stop(self) -> None:
         """Commit what is queued, checkpoint and close."""
+        self.archive.stop()
         self.kpis.stop()
         self.delivery.stop()
         self.writer.stop()
@@ -156,3 +175,25 @@ class Runtime:
             self.store.close()
             self.geo.close()
             self.auth.close()
+
+
+def dashboard_archive(
+    settings: Settings, store: DuckDBStore, writer: Writer, clock: Clock
+) -> DashboardArchive:
+    """The archive of the dashboards: a view key is (dashboard, site id, sorted report
+    parameters as pairs), and its data is computed as of the clock's now."""
+    sites = {site.id: site for site in settings.sites}
+
+    def compute(key: ViewKey) -> dict[str, Any]:
+        name, site_id, params = key
+        assert isinstance(name, str) and isinstance(site_id, str) and isinstance(params, tuple)
+        now = clock()
+        data = DASHBOARDS[name](store, ReportRequest(settings, sites[site_id], dict(params), now))
+        data["generated_at"] = iso_ms(now)
+        return data
+
+    return DashboardArchive(
+        compute,
+        lambda: writer.analysed_offset,
+        max_age_secs=settings.analysis.dashboard_max_age_secs,
+    )

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
 
@@ -192,10 +192,14 @@ class DefinitionStore:
     lock serialises them; the check that a name is free and the write are one transaction.
     """
 
-    def __init__(self, cursor: Cursor, settings: Settings) -> None:
+    def __init__(
+        self, cursor: Cursor, settings: Settings, on_change: Callable[[], object] | None = None
+    ) -> None:
         self._cursor = cursor
         self._settings = settings
         self._lock = threading.Lock()
+        # Told after every save and delete (the dashboard archive forgets its answers).
+        self._on_change = on_change
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Reader over the same cursor, so a page reads what it has just written."""
@@ -254,6 +258,8 @@ class DefinitionStore:
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
+        if self._on_change is not None:
+            self._on_change()
         return StoredDefinition(kind, name, clean, created_by, int(created_ms), actor, now_ms)
 
     def delete(self, kind: Kind, name: str) -> StoredDefinition | None:
@@ -267,4 +273,6 @@ class DefinitionStore:
             self._cursor.execute(
                 "DELETE FROM definitions WHERE kind = ? AND name = ?", [kind, name]
             )
+        if self._on_change is not None:
+            self._on_change()
         return _stored(rows[0])

@@ -94,3 +94,6 @@ class AnalysisConfig(_Model):
     # Prometheus gauges (conversion rate, leads by tier, ...) cover this trailing window.
     kpi_window_days: int = Field(default=7, ge=1, le=90)
     rescore_interval_secs: int = Field(default=3600, ge=60)
+    # Dashboards are served from their last answer while younger than this, recomputed in
+    # the background (analyse/archive.py); 0: every view computes its data.
+    dashboard_max_age_secs: int = Field(default=60, ge=0, le=3600)

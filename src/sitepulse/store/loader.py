@@ -95,6 +95,12 @@ class Loader:
         return self._buffered
 
     @property
+    def analysed_offset(self) -> int:
+        """The journal offset the derived tables (and lead scores) cover: it moves exactly
+        when what the analyses read has changed."""
+        return self._sessions_through
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 

@@ -201,6 +201,11 @@ class Writer:
             self._cond.notify()
         return future
 
+    @property
+    def analysed_offset(self) -> int:
+        """Moves when rows become visible to the analyses (see `Loader.analysed_offset`)."""
+        return self._loader.analysed_offset
+
     def flush(self, timeout: float = 10.0, *, sessions: bool = False) -> bool:
         """Block until everything acknowledged so far is visible to queries.
 

@@ -1,10 +1,13 @@
 """The executive and marketing dashboards: pages (GET /, /marketing) and their JSON.
 
 Both read the same parameters (`site`, `days`, `from`, `to`, `until`, `compare`, `model`)
-and call the same `analyse.dashboards` function, so the page and
-`GET /api/v1/dashboards/<name>` always show the same numbers. An auto-refresh (header
-`X-Sitepulse-Refresh: 1`) skips the read-your-writes flush: a refresh every 30 s may show
-data a few seconds old, and it must not queue behind the loader.
+and are served from the same dashboard archive (analyse/archive.py: the last answer of
+the same `analyse.dashboards` function while young enough), so the page and
+`GET /api/v1/dashboards/<name>` always show the same numbers. When a request computes,
+it first waits for what was acknowledged to be analysable (read your writes), except
+for an auto-refresh (header `X-Sitepulse-Refresh: 1`): it must not queue behind the
+loader. The Server-Timing header gives the analyses' times when the request computed,
+and `archive;desc=fresh|stale` with the look-up's time when it was served an answer.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from starlette.routing import Route
 from sitepulse.analyse import kpis
 from sitepulse.analyse.base import AnalysisError
 from sitepulse.analyse.dashboards import DASHBOARDS
-from sitepulse.analyse.reports import Request as ReportRequest
-from sitepulse.clock import iso_ms
 from sitepulse.runtime import Runtime
 from sitepulse.web.http import json_response
 from sitepulse.web.ui import figures
@@ -93,7 +94,8 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
     """GET / and /marketing (HTML), GET /api/v1/dashboards/{executive,marketing} (JSON)."""
     settings = runtime.settings
 
-    async def gather(request: Request, name: str) -> tuple[View, dict[str, Any]]:
+    async def gather(request: Request, name: str) -> tuple[View, dict[str, Any], str]:
+        """The view asked for, its data and the Server-Timing header that goes with it."""
         now = runtime.ingest.clock()
         view = parse_view(request, settings, now)
         params = dict(view.report_params)
@@ -101,20 +103,26 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
             params["compare"] = "1"
         if request.query_params.get("model"):
             params["model"] = request.query_params["model"]
-        wanted = ReportRequest(settings, view.site, params, now)
+        flush = None
         if request.headers.get(REFRESH_HEADER) != "1":
-            # Read your writes: what was acknowledged is in the tables the analyses read.
-            await run_in_threadpool(functools.partial(runtime.writer.flush, sessions=True))
-        data = await run_in_threadpool(DASHBOARDS[name], runtime.store, wanted)
-        data["generated_at"] = iso_ms(now)
-        return view, data
+            # Read your writes: what was acknowledged is in the tables the analyses read
+            # (when this request computes; an archived answer is served as it is).
+            flush = functools.partial(runtime.writer.flush, sessions=True)
+        key = (name, view.site.id, tuple(sorted(params.items())))
+        answer = await run_in_threadpool(runtime.archive.answer, key, flush)
+        data = answer.data | {
+            "archive": {"status": answer.status, "age_secs": round(answer.age_secs, 1)}
+        }
+        lookup = f"archive;desc={answer.status};dur={answer.lookup_ms:.2f}"
+        timing = lookup if answer.status != "computed" else _server_timing(data["timings_ms"])
+        return view, data, timing
 
     def page(name: str, nav: str) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             if principal_of(request) is None:
                 return unauthorized()
             try:
-                view, data = await gather(request, name)
+                view, data, timing = await gather(request, name)
             except AnalysisError as exc:
                 return error_page(request, 400, exc)
             context = {
@@ -126,7 +134,7 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
                 "updated_at": data["generated_at"],
             }
             response = render(request, TEMPLATES[name], context)
-            response.headers["Server-Timing"] = _server_timing(data["timings_ms"])
+            response.headers["Server-Timing"] = timing
             return response
 
         return handle
@@ -137,14 +145,11 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
                 body = {"error": "unauthorized", "message": "sign in or send an API token"}
                 return json_response(401, body)
             try:
-                _, data = await gather(request, name)
+                _, data, timing = await gather(request, name)
             except AnalysisError as exc:
                 body = {"error": "invalid", "message": exc.message, "field": exc.field}
                 return json_response(400, body)
-            headers = {
-                "Cache-Control": "no-store",
-                "Server-Timing": _server_timing(data["timings_ms"]),
-            }
+            headers = {"Cache-Control": "no-store", "Server-Timing": timing}
             return json_response(200, data, headers)
 
         return handle

@@ -58,7 +58,9 @@ class Editing:
 
     @classmethod
     def of(cls, runtime: Runtime, audit: AuditSink | None = None) -> Editing:
-        store = DefinitionStore(runtime.store.cursor(), runtime.settings)
+        store = DefinitionStore(
+            runtime.store.cursor(), runtime.settings, on_change=runtime.archive.forget
+        )
         sink = audit if audit is not None else AuditLog(runtime.auth)
         return cls(runtime, store, sink)
 
