@@ -25,12 +25,10 @@ from sitepulse.analyse.kpis import TARGETS, Target
 from sitepulse.analyse.vitals import THRESHOLDS
 from sitepulse.cli.export import export_app
 from sitepulse.demo.traffic import TrafficConfig, backfill
-from sitepulse.export.dashboards import (
-    DASHBOARDS,
-    EXECUTIVE,
+from sitepulse.export.dashboards import DASHBOARDS, EXECUTIVE, MARKETING, SITE_VARIABLE_QUERY
+from sitepulse.export.grafana import DEFAULT_DATASOURCE_UID, SCHEMA_VERSION, export_grafana
+from sitepulse.export.panels import (
     KINDS,
-    MARKETING,
-    SITE_VARIABLE_QUERY,
     Dashboard,
     Panel,
     Thresholds,
@@ -38,7 +36,6 @@ from sitepulse.export.dashboards import (
     rating_bands,
     target_bands,
 )
-from sitepulse.export.grafana import DEFAULT_DATASOURCE_UID, SCHEMA_VERSION, export_grafana
 from tests.conftest import LiveServer, _factory
 from tests.export.prometheus import PROMETHEUS, PROMTOOL, RealPrometheus, require_binaries, version
 

@@ -22,16 +22,8 @@ from typing import Any, Final
 
 import yaml
 
-from sitepulse.export.dashboards import (
-    DASHBOARDS,
-    SITE_VARIABLE_QUERY,
-    Dashboard,
-    GridPos,
-    Panel,
-    Query,
-    Thresholds,
-    layout,
-)
+from sitepulse.export.dashboards import DASHBOARDS, SITE_VARIABLE_QUERY
+from sitepulse.export.panels import Dashboard, GridPos, Panel, Query, Thresholds, layout
 
 SCHEMA_VERSION: Final = 39
 DEFAULT_DATASOURCE_UID: Final = "sitepulse-prometheus"
