@@ -6,6 +6,10 @@ import datetime as _dt
 import time
 from typing import Protocol
 
+# The latest moment anything accepts (the year 3000): later ones are mistakes, and
+# Python's dates end at the year 9999.
+MAX_EPOCH_MS = 32_503_680_000_000
+
 
 class Clock(Protocol):
     """Returns the current time in epoch milliseconds."""

@@ -18,7 +18,7 @@ from sitepulse.analyse.attribution import Dimension
 from sitepulse.analyse.base import DAY_MS, AnalysisError, Period, Reader
 from sitepulse.analyse.definitions import all_experiments, all_funnels
 from sitepulse.analyse.touchpoints import attribution_report
-from sitepulse.clock import iso_ms
+from sitepulse.clock import MAX_EPOCH_MS, iso_ms
 from sitepulse.config.models import Settings, SiteConfig
 
 MAX_SPAN_DAYS = 400
@@ -62,20 +62,24 @@ class Request:
         raw = self.params.get(name)
         if raw is None or raw == "":
             return None
-        if raw.isdigit():
-            return int(raw)
         try:
-            if len(raw) == 10:  # a date: midnight in the site's time zone
+            if raw.isascii() and raw.isdigit():
+                ms = int(raw)
+            elif len(raw) == 10:  # a date: midnight in the site's time zone
                 day = dt.date.fromisoformat(raw)
-                return int(dt.datetime.combine(day, dt.time(), zone).timestamp() * 1000)
-            moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+                ms = int(dt.datetime.combine(day, dt.time(), zone).timestamp() * 1000)
+            else:
+                moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=zone)
+                ms = int(moment.timestamp() * 1000)
+        except (ValueError, OverflowError, OSError):
             raise AnalysisError(
                 name, f"must be a date (2026-11-01), an ISO time or epoch ms (got {raw!r})"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=zone)
-        return int(moment.timestamp() * 1000)
+        if not 0 <= ms <= MAX_EPOCH_MS:
+            raise AnalysisError(name, f"must be between 1970 and 3000 (got {raw!r})")
+        return ms
 
     def period(self) -> Period:
         """`from`/`to` (dates are midnights in the site's zone; `to` is exclusive) or `days`."""

@@ -87,7 +87,9 @@ def token_routes(db: AuthDB, *, client_address: ClientAddressOf = peer_address) 
             return _error(400, "invalid", "expected a JSON object", "(body)")
         fields: dict[str, str] = {}
         for key, default in (("name", None), ("role", "viewer"), ("username", None)):
-            value = body.get(key, default)
+            value = body.get(key)
+            if value is None:  # absent or null: the default
+                value = default
             if value is not None and not isinstance(value, str):
                 return _error(400, "invalid", "must be a string", key)
             if value is not None:

@@ -146,6 +146,8 @@ class Tokens:
         return NewToken(info, secret)
 
     def get(self, token_id: int) -> TokenInfo | None:
+        if not 0 <= token_id < 2**63:  # SQLite's integers: no row has such an id
+            return None
         rows = self._db.query(f"SELECT {_COLUMNS} FROM api_tokens WHERE id = ?", (token_id,))
         return _info(rows[0]) if rows else None
 

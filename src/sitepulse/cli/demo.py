@@ -77,7 +77,8 @@ async def _traffic(
         except Exception:  # the pages then compute on first view; the traffic goes on
             log.exception("computing the dashboards after the backfill failed")
         else:
-            log.info("dashboards ready for sign-in (computed in %.1f s)", time.monotonic() - started)
+            took = time.monotonic() - started
+            log.info("dashboards ready for sign-in (computed in %.1f s)", took)
         await run_live(cfg, client=client, stop=stop)
 
 

@@ -28,6 +28,7 @@ from sitepulse.auth import (
     principal_of,
     token_routes,
 )
+from sitepulse.clock import MAX_EPOCH_MS
 from sitepulse.collect.ingest import Outcome, error
 from sitepulse.config.models import SiteConfig
 from sitepulse.enrich.pipeline import Client
@@ -52,8 +53,6 @@ from sitepulse.web.ui.leads import leads_routes
 from sitepulse.web.ui.settings import settings_routes
 
 log = logging.getLogger(__name__)
-
-MAX_EPOCH_MS = 32_503_680_000_000
 
 
 class Collector:

@@ -125,12 +125,16 @@ def parse_view(request: Request, settings: Settings, now_ms: int) -> View:
     until = query.get("until")
     if until:
         try:
-            day = dt.date.fromisoformat(until)
-        except ValueError:
+            day = dt.date.fromisoformat(until) + dt.timedelta(days=1)
+        except (ValueError, OverflowError):
             raise AnalysisError("until", f"must be a date (2026-11-01), got {until!r}") from None
-        report["to"] = (day + dt.timedelta(days=1)).isoformat()
+        report["to"] = day.isoformat()
     refresh_raw = query.get("refresh") or "0"
-    if not refresh_raw.isdigit() or int(refresh_raw) not in REFRESH_CHOICES:
+    if (
+        not refresh_raw.isascii()
+        or not refresh_raw.isdigit()
+        or int(refresh_raw) not in REFRESH_CHOICES
+    ):
         choices = ", ".join(map(str, REFRESH_CHOICES))
         raise AnalysisError("refresh", f"must be one of {choices} seconds (got {refresh_raw!r})")
     compare = query.get("compare", "") not in ("", "0", "false")
