@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -67,22 +69,21 @@ loads AS (
 acts AS (
     SELECT w.lead_id,
            list(epoch_ms(e.ts)) FILTER (e.type = 'click' AND e.name = 'download') AS downloads,
-           list(epoch_ms(e.ts) ORDER BY e.ts, e.name) FILTER (e.type = 'custom') AS custom_ts,
-           list(e.name ORDER BY e.ts, e.name) FILTER (e.type = 'custom') AS custom_names
+           list({{'ts': epoch_ms(e.ts), 'name': e.name}}) FILTER (e.type = 'custom') AS custom
     FROM events e JOIN wanted w ON {same_site_e}e.visitor_id = w.visitor_id
     WHERE {window_e} AND e.type >= 'click' AND e.type <= 'custom'
     GROUP BY w.lead_id
 )
-SELECT l.lead_id, l.site, epoch_ms(l.ts), l.channel, l.email, l.phone, l.name,
-       l.company, l.company_size, l.industry, l.country, l.geo_country, l.budget, l.timeline,
-       l.message, l.consent, l.fields::VARCHAR, l.is_test,
-       v.starts, a.views, a.reads, c.downloads, c.custom_ts, c.custom_names
+SELECT unhex(replace(l.lead_id::VARCHAR, '-', '')), l.site, epoch_ms(l.ts), l.channel,
+       l.email, l.phone, l.name, l.company, l.company_size, l.industry,
+       CASE WHEN l.country = '' THEN l.geo_country ELSE l.country END, l.budget, l.timeline,
+       l.message, l.consent, l.fields::VARCHAR, l.is_test, v.starts, a.views, a.reads,
+       c.downloads, [x.ts FOR x IN c.custom], [x.name FOR x IN c.custom]
 FROM leads l
 LEFT JOIN visits v ON v.lead_id = l.lead_id
 LEFT JOIN loads a ON a.lead_id = l.lead_id
 LEFT JOIN acts c ON c.lead_id = l.lead_id
 WHERE {where}
-ORDER BY l.ts
 """
 
 
@@ -155,42 +156,32 @@ def score_stored_leads(
     )
     window = [*sites[:one_site], first - FACTS_LOOKBACK_MS, now_ms]
     rows = reader.query(sql, [*args, *window, least_ms, *window, *window, *args])
-    zones = {site.id: site.timezone for site in settings.sites}
+    # Sorted here rather than in SQL, where sorting would move every row's lists too.
+    rows.sort(key=itemgetter(2))
+    zones = {site.id: ZoneInfo(site.timezone) for site in settings.sites}
+    utc = ZoneInfo("UTC")
     scorer = LeadScorer(settings.scoring)
     # Custom fields repeat (a form's choices): parse each text once, share it read-only.
     parsed: dict[str | None, Mapping[str, FieldValue]] = {}
     out = []
-    for row in rows:
-        (lead_uuid, site, ts, channel, email, phone, name, company, size, industry) = row[:10]
-        (country, geo_country, budget, timeline, message, consent, fields, is_test) = row[10:18]
-        (starts, views, reads, downloads, custom_ts, custom_names) = row[18:]
+    for (
+        lead_id, site, ts, channel, email, phone, name, company, size, industry, country,
+        budget, timeline, message, consent, fields, is_test,
+        starts, views, reads, downloads, custom_ts, custom_names,
+    ) in rows:  # fmt: skip
+        form = parsed.get(fields)
+        if form is None:
+            form = parsed[fields] = _read_only(_fields(fields))
         lead = LeadFacts(
-            ts=ts,
-            channel=channel,
-            email=email,
-            phone=phone,
-            name=name,
-            company=company,
-            company_size=size,
-            industry=industry,
-            country=country or geo_country,
-            budget=budget,
-            timeline=timeline,
-            message=message,
-            consent=consent,
-            fields=parsed.get(fields) or parsed.setdefault(fields, _read_only(_fields(fields))),
-            is_test=is_test,
-        )
+            ts, channel, email, phone, name, company, size, industry, country, budget,
+            timeline, message, consent, form, is_test,
+        )  # fmt: skip
         activity = Activity(
-            session_starts=starts or (),
-            pageviews=views or (),
-            reads=reads or (),
-            downloads=downloads or (),
-            custom_ts=custom_ts or (),
-            custom_names=custom_names or (),
-        )
-        score = scorer.score(lead, activity, now_ms=now_ms, zone=zones.get(site, "UTC"))
-        out.append(ScoredLead(lead_uuid.bytes, site, score))
+            starts or (), views or (), reads or (), downloads or (), custom_ts or (),
+            custom_names or (),
+        )  # fmt: skip
+        score = scorer.score(lead, activity, now_ms=now_ms, zone=zones.get(site, utc))
+        out.append(ScoredLead(lead_id, site, score))
     return out
 
 

@@ -7,8 +7,8 @@ on-site engagement) is what they did: how they arrived is behaviour, not identit
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sitepulse.analyse.scoring.inputs import Activity, FieldValue, LeadFacts
 from sitepulse.analyse.scoring.result import CapApplied, ComponentScore, Group, RuleHit
@@ -26,11 +26,6 @@ _EPS = 1e-9
 
 def _num(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def _tenths(value: float) -> int:
-    """`value` in tenths, rounded half up."""
-    return math.floor(value * 10 + 0.5 + _EPS)
 
 
 def _norm(text: str) -> str:
@@ -89,17 +84,23 @@ def _traffic_source(rules: TrafficSourceRules, channel: str) -> _Tally:
     return tally
 
 
+# (rule, what is counted, points each, cap, the cap's reason)
+_Rule = tuple[str, str, float, float, str]
+
+
 @dataclass(frozen=True, slots=True)
 class _EngagementPlan:
     """The engagement rules as `_engagement` reads them, worked out once per model."""
 
     half_life_ms: float | None
     after: int  # page views that earn nothing
-    # (rule, what, points each, cap) of reads, extra pages, downloads, return visits
-    rules: tuple[tuple[str, str, float, float], ...]
-    custom_points: Mapping[str, float]
+    rules: tuple[_Rule, ...]  # reads, extra pages, downloads, return visits
+    custom: Mapping[str, _Rule]  # by event name; capped together, not one by one
     custom_cap: float
     weight: float
+    # A hit's reason up to its decay, by (what, points each, count): formatting numbers is
+    # a good part of scoring a lead, and these repeat.
+    reasons: dict[tuple[str, float, int], str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, rules: EngagementRules, weight: float) -> _EngagementPlan:
@@ -107,33 +108,64 @@ class _EngagementPlan:
         download, visit = rules.download, rules.return_visit
         read = f"page read ≥{page.min_engaged_secs} s"
         more = f"page view after the first {extra.after_pages}"
+        each = (
+            ("engaged_page", read, page.points, page.max_points),
+            ("extra_page", more, extra.points, extra.max_points),
+            ("download", "download", download.points, download.max_points),
+            ("return_visit", "return visit", visit.points, visit.max_points),
+        )
         return cls(
             half_life_ms=None if rules.half_life_days is None else rules.half_life_days * DAY_MS,
             after=extra.after_pages,
-            rules=(
-                ("engaged_page", read, page.points, page.max_points),
-                ("extra_page", more, extra.points, extra.max_points),
-                ("download", "download", download.points, download.max_points),
-                ("return_visit", "return visit", visit.points, visit.max_points),
-            ),
-            custom_points=rules.custom_event.points,
+            rules=tuple((*rule, f"{rule[0]} capped at {_num(rule[3])}") for rule in each),
+            custom={
+                name: (f"custom_event:{name}", name, points, math.inf, "")
+                for name, points in rules.custom_event.points.items()
+            },
             custom_cap=rules.custom_event.max_points,
             weight=weight,
         )
 
+    def hit(
+        self,
+        hits: list[RuleHit],
+        caps: list[CapApplied],
+        rule: _Rule,
+        times: Sequence[int],
+        now_ms: int,
+    ) -> float:
+        """Append the hit of `rule`, fired once per time in `times`, and its cap if it bit;
+        its points. Each time's points decay by 2^-(age / half-life); what is not older than
+        `now_ms` is fresh. Decay applies before caps."""
+        name, what, each, cap, capped = rule
+        count = len(times)
+        base = each * count
+        half_life_ms = self.half_life_ms
+        if half_life_ms is None:
+            points = each * math.fsum([1.0] * count)
+        else:
+            exp2 = math.exp2
+            points = each * math.fsum(
+                [exp2(-(now_ms - ts) / half_life_ms) if ts < now_ms else 1.0 for ts in times]
+            )
+        factor = points / base if base else 1.0
+        key = (what, each, count)
+        reason = self.reasons.get(key)
+        if reason is None:
+            reason = self.reasons[key] = f"{what} ×{count} {base:+g}"
+        shown = f"{factor:.3f}"
+        if shown != "1.000":
+            reason = f"{reason}, decayed ×{shown} → {points:+.2f}"
+        hits.append(RuleHit(name, reason, count, base, factor, points))
+        if points > cap:
+            caps.append(CapApplied(name, cap, points, cap, capped))
+            return cap
+        return points
+
 
 def _engagement(plan: _EngagementPlan, facts: Activity, now_ms: int) -> _Part:
-    """The engagement component: `_Tally.decayed` per rule, written out because it runs for
-    every lead on every re-score."""
-    half_life_ms = plan.half_life_ms
-    exp2 = math.exp2
-
-    def decays(times: Iterable[int]) -> list[float]:
-        # 2^-(age / half-life); what is not older than `now_ms` is fresh
-        if half_life_ms is None:
-            return [1.0 for _ in times]
-        return [exp2(-(now_ms - ts) / half_life_ms) if ts < now_ms else 1.0 for ts in times]
-
+    """The engagement component: each rule's decayed points, capped. It runs for every lead
+    on every re-score, so the rules are written out rather than tallied (see `_Tally`)."""
     after = plan.after
     pages, starts = facts.pageviews, facts.session_starts
     hits: list[RuleHit] = []
@@ -146,31 +178,25 @@ def _engagement(plan: _EngagementPlan, facts: Activity, now_ms: int) -> _Part:
         facts.downloads,
         sorted(starts)[1:] if len(starts) > 1 else (),
     )
-    for (rule, what, each, cap), times in zip(plan.rules, observed, strict=True):
-        total = 0.0
-        if times:
-            total = _decayed_hit(hits, rule, what, decays(times), each)
-        if total > cap:
-            caps.append(CapApplied(rule, cap, total, cap, f"{rule} capped at {_num(cap)}"))
-            total = cap
-        points += total
-    total = 0.0
+    for rule, times in zip(plan.rules, observed, strict=True):
+        if times:  # (no times, no points: caps are never negative)
+            points += plan.hit(hits, caps, rule, times, now_ms)
     if facts.custom_names:
-        custom = plan.custom_points
+        custom = plan.custom
         by_name: dict[str, list[int]] = {}
         for ts, name in zip(facts.custom_ts, facts.custom_names, strict=True):
             if name in custom:
                 by_name.setdefault(name, []).append(ts)
+        total = 0.0
         for name, times in sorted(by_name.items()):
-            each = custom[name]
-            total += _decayed_hit(hits, f"custom_event:{name}", name, decays(times), each)
-    if total > plan.custom_cap:
-        cap = plan.custom_cap
-        caps.append(
-            CapApplied("custom_event", cap, total, cap, f"custom_event capped at {_num(cap)}")
-        )
-        total = cap
-    points += total
+            total += plan.hit(hits, caps, custom[name], times, now_ms)
+        if total > plan.custom_cap:
+            cap = plan.custom_cap
+            caps.append(
+                CapApplied("custom_event", cap, total, cap, f"custom_event capped at {_num(cap)}")
+            )
+            total = cap
+        points += total
     if points > 100:
         caps.append(CapApplied("engagement", 100, points, 100, "engagement capped at 100"))
         points = 100.0
@@ -188,21 +214,6 @@ def _engagement(plan: _EngagementPlan, facts: Activity, now_ms: int) -> _Part:
         "engagement", "engagement", tuple(hits), raw, factor, tuple(caps), points, weight, 0.0
     )
     return score, weight * points
-
-
-def _decayed_hit(
-    hits: list[RuleHit], rule: str, what: str, factors: Sequence[float], each: float
-) -> float:
-    """Append the hit of a rule that fired once per decay factor; its points."""
-    count = len(factors)
-    base = each * count
-    points = each * math.fsum(factors)
-    factor = points / base if base else 1.0
-    reason = f"{what} ×{count} {base:+g}"
-    if f"{factor:.3f}" != "1.000":
-        reason += f", decayed ×{factor:.3f} → {points:+.2f}"
-    hits.append(RuleHit(rule, reason, count, base, factor, points))
-    return points
 
 
 def _filled(value: FieldValue) -> bool:
@@ -245,23 +256,28 @@ def _demographics(rules: DemographicRules, lead: LeadFacts) -> _Tally:
     return tally
 
 
-def _apportion(raw: Sequence[float]) -> tuple[list[float], float]:
-    """Round the sum half up to tenths, and the parts by largest remainder to match it."""
-    floor = math.floor
-    target = floor(math.fsum(raw) * 10 + 0.5 + _EPS)  # _tenths, inlined: it runs per lead
-    floors = [floor(part * 10 + _EPS) for part in raw]
-    missing = target - sum(floors)
+def _apportion(raw: tuple[float, float, float, float]) -> tuple[list[float], float]:
+    """Round the sum half up to tenths, and the parts by largest remainder to match it.
+
+    Written out for the four components: it runs for every lead.
+    """
+    floor, eps = math.floor, _EPS
+    target = floor(math.fsum(raw) * 10 + 0.5 + eps)
+    a, b, c, d = raw
+    tens = [floor(a * 10 + eps), floor(b * 10 + eps), floor(c * 10 + eps), floor(d * 10 + eps)]
+    missing = target - sum(tens)
     if missing > 0:
-        remainders = [part * 10 - low for part, low in zip(raw, floors, strict=True)]
-        # Stable sort: equal remainders go to the earlier component.
-        order = sorted(range(len(raw)), key=lambda i: -remainders[i])
-        for i in order[:missing]:
-            floors[i] += 1
-    return [low / 10 for low in floors], target / 10
+        left = (a * 10 - tens[0], b * 10 - tens[1], c * 10 - tens[2], d * 10 - tens[3])
+        # Largest remainder first; the sort is stable (reversed too), so of equal
+        # remainders the earlier component goes first.
+        for i in sorted(range(4), key=left.__getitem__, reverse=True)[:missing]:
+            tens[i] += 1
+    return [tens[0] / 10, tens[1] / 10, tens[2] / 10, tens[3] / 10], target / 10
 
 
 def _mean_of(first: float, second: float, weight: float) -> float:
     """A group's score: the weighted mean of its two components (weights adding to `weight`)."""
     if weight == 0:
         return 0.0
-    return _tenths(math.fsum([first, second]) / weight) / 10
+    # in tenths, rounded half up
+    return math.floor(math.fsum((first, second)) / weight * 10 + 0.5 + _EPS) / 10

@@ -16,6 +16,8 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from sitepulse.analyse.scoring.components import (
     _apportion,
     _demographics,
@@ -40,6 +42,12 @@ from sitepulse.analyse.scoring.inputs import Activity, EngagementFacts, LeadFact
 from sitepulse.analyse.scoring.result import ComponentScore, FollowUp, Score
 from sitepulse.config.scoring import ScoringConfig, TierConfig
 
+_replace = msgspec.structs.replace
+
+# The memoised components (traffic source, form completion, demographics) with their
+# contributions, and the fit score.
+_Fixed = tuple[ComponentScore, ComponentScore, ComponentScore, float]
+
 
 class LeadScorer:
     """`score_lead` for many leads under one model: what depends on the model alone is
@@ -55,20 +63,23 @@ class LeadScorer:
         self._form: dict[tuple[bool, ...], _Part] = {}
         self._demographics: dict[tuple[str, str, str], _Part] = {}
         rules = config.form_completion
-        fields = tuple(rules.field_points)
-        self._form_values = _values_of(fields)
-        self._message_at = fields.index("message") if "message" in fields else None
+        # The form's text fields (all but consent) apart: their blankness is checked in C.
+        texts = tuple(name for name in rules.field_points if name != "consent")
+        self._form_texts = _values_of(texts)
+        self._form_others = _values_of(tuple(n for n in rules.field_points if n not in texts))
+        self._message_at = texts.index("message") if "message" in texts else None
         self._min_message_chars = rules.min_message_chars
         self._custom_fields = tuple(rules.custom_field_points)
         weights = self._weights
         self._fit_weight = math.fsum([weights.form_completion, weights.demographics])
         self._engagement_weight = math.fsum([weights.traffic_source, weights.engagement])
         self._idle: _Part | None = None  # the engagement of a visitor who did nothing
+        self._tier_of: dict[float, TierConfig] = {}  # by total (in tenths: a thousand at most)
         # closing times by (zone, local day): (day's close if a business day, next close)
         self._closes: dict[tuple[ZoneInfo, date], tuple[int | None, int]] = {}
         self._follow_ups: dict[tuple[str, int | None, ZoneInfo], FollowUp] = {}
         # keyed by id(): the components are kept alive by the memo tables above
-        self._contributions: dict[tuple[int, float], ComponentScore] = {}
+        self._fixed: dict[tuple[int, int, int, float, float, float], _Fixed] = {}
         self._engagement_rules = config.engagement
         self._engagement_plan = _EngagementPlan.of(config.engagement, config.weights.engagement)
 
@@ -107,22 +118,24 @@ class LeadScorer:
         return part
 
     def _form_part(self, lead: LeadFacts) -> _Part:
-        # Which fields count as filled is all that form completion looks at.
-        # (`_filled`, inlined for the common case: a text field is filled when not blank)
-        key = [
-            bool(value.strip()) if value.__class__ is str else _filled(value)
-            for value in self._form_values(lead)
-        ]
+        # Which fields count as filled is all that form completion looks at (see `_filled`):
+        # text fields when not blank (and the message when long enough), the rest when set.
+        texts = self._form_texts(lead)
+        try:
+            key = tuple(map(bool, map(str.strip, texts)))  # in C: it runs for every lead
+        except TypeError:  # a text field holding something else
+            key = tuple(map(_filled, texts))
         if self._message_at is not None and key[self._message_at]:
-            key[self._message_at] = len(lead.message.strip()) >= self._min_message_chars
+            key += (len(lead.message.strip()) >= self._min_message_chars,)
+        key += tuple(map(_filled, self._form_others(lead)))
         if self._custom_fields:
-            key += [_filled(lead.fields.get(name)) for name in self._custom_fields]
-        found = tuple(key)
-        part = self._form.get(found)
+            fields = lead.fields
+            key += tuple([_filled(fields.get(name)) for name in self._custom_fields])
+        part = self._form.get(key)
         if part is None:
             tally = _form(self.config.form_completion, lead)
             part = tally.component("form_completion", "fit", self._weights.form_completion)
-            self._form[found] = part
+            self._form[key] = part
         return part
 
     def _demographics_part(self, lead: LeadFacts) -> _Part:
@@ -148,38 +161,53 @@ class LeadScorer:
             activity = engagement
         else:
             activity = Activity.of(engagement, self._engagement_rules.engaged_page.min_engaged_secs)
-        traffic = self._traffic_part(lead.channel)
+        traffic = self._traffic.get(lead.channel) or self._traffic_part(lead.channel)
         engaged = self._engagement_part(activity, now_ms)
         form = self._form_part(lead)
         demographics = self._demographics_part(lead)
-        parts = (traffic, engaged, form, demographics)
-        contributions, total = _apportion([raw for _, raw in parts])
-        components = (
-            self._shared(traffic[0], contributions[0]),
-            _with_contribution(engaged[0], contributions[1]),
-            self._shared(form[0], contributions[2]),
-            self._shared(demographics[0], contributions[3]),
-        )
-        tier = _tier_in(self._tiers, total)
-        deadline = self._deadline(tier, lead.ts, tz)
-        follow_up = self._follow_ups.get((tier.follow_up, deadline, tz))
-        if follow_up is None:
-            local = None if deadline is None else _local(deadline, tz).isoformat()
-            follow_up = self._follow_ups[(tier.follow_up, deadline, tz)] = FollowUp(
-                tier.follow_up, deadline, local
-            )
+        shares, total = _apportion((traffic[1], engaged[1], form[1], demographics[1]))
+        fixed = self._fit_and_shares(traffic, form, demographics, shares)
+        tier = self._tier_of.get(total) or self._tier_for(total)
         return Score(
             total=total,
-            fit_score=_mean_of(form[1], demographics[1], self._fit_weight),
+            fit_score=fixed[3],
             engagement_score=_mean_of(traffic[1], engaged[1], self._engagement_weight),
             tier=tier.name,
             action=tier.action,
-            follow_up=follow_up,
-            components=components,
+            follow_up=self._follow_up(tier, lead.ts, tz),
+            components=(fixed[0], _replace(engaged[0], contribution=shares[1]), fixed[1], fixed[2]),
             is_test=lead.is_test,
             model_fingerprint=self._fingerprint,
             as_of_ms=now_ms,
         )
+
+    def _tier_for(self, total: float) -> TierConfig:
+        tier = self._tier_of[total] = _tier_in(self._tiers, total)
+        return tier
+
+    def _follow_up(self, tier: TierConfig, submitted_ms: int, zone: ZoneInfo) -> FollowUp:
+        deadline = self._deadline(tier, submitted_ms, zone)
+        key = (tier.follow_up, deadline, zone)
+        follow_up = self._follow_ups.get(key)
+        if follow_up is None:
+            local = None if deadline is None else _local(deadline, zone).isoformat()
+            follow_up = self._follow_ups[key] = FollowUp(tier.follow_up, deadline, local)
+        return follow_up
+
+    def _fit_and_shares(
+        self, traffic: _Part, form: _Part, demographics: _Part, shares: list[float]
+    ) -> _Fixed:
+        """The memoised components with their contributions, and the fit score they give."""
+        key = (id(traffic[0]), id(form[0]), id(demographics[0]), shares[0], shares[2], shares[3])
+        found = self._fixed.get(key)
+        if found is None:
+            found = self._fixed[key] = (
+                _with_contribution(traffic[0], shares[0]),
+                _with_contribution(form[0], shares[2]),
+                _with_contribution(demographics[0], shares[3]),
+                _mean_of(form[1], demographics[1], self._fit_weight),
+            )
+        return found
 
     def _engagement_part(self, activity: Activity, now_ms: int) -> _Part:
         plan = self._engagement_plan
@@ -192,14 +220,6 @@ class LeadScorer:
             self._idle = _engagement(plan, activity, now_ms)
         return self._idle
 
-    def _shared(self, component: ComponentScore, share: float) -> ComponentScore:
-        """A memoised component with its contribution, itself memoised (both are frozen)."""
-        key = (id(component), share)
-        found = self._contributions.get(key)
-        if found is None:
-            found = self._contributions[key] = _with_contribution(component, share)
-        return found
-
 
 def _values_of(names: tuple[str, ...]) -> Callable[[LeadFacts], tuple[Any, ...]]:
     """A function giving the lead's values of `names`, in order (attrgetter does it in C)."""
@@ -211,10 +231,8 @@ def _values_of(names: tuple[str, ...]) -> Callable[[LeadFacts], tuple[Any, ...]]
     return get
 
 
-def _with_contribution(c: ComponentScore, share: float) -> ComponentScore:
-    return ComponentScore(
-        c.name, c.group, c.hits, c.raw_points, c.decay_factor, c.caps, c.points, c.weight, share
-    )
+def _with_contribution(component: ComponentScore, share: float) -> ComponentScore:
+    return _replace(component, contribution=share)
 
 
 def score_lead(
