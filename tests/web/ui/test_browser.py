@@ -468,7 +468,7 @@ def check_filled(page: Page, screen: Screen) -> None:
 def check_phone_layout(page: Page) -> None:
     """One column: the nav folded behind its button, charts and page within the screen."""
     page.set_viewport_size(PHONE)
-    # Plotly redraws responsive charts on the resize event, a moment later.
+    # charts.js draws the charts again at the new width, a moment after the resize event.
     page.wait_for_function(
         "w => [...document.querySelectorAll('[data-chart]')].every(d => {"
         " const svg = d.querySelector('svg.main-svg'); return svg && svg.clientWidth <= w; })",
