@@ -782,6 +782,23 @@ def test_matches_reference(
     assert {s.value: [x.units for x in s.steps] for s in report.segments} == expected.by_channel
 
 
+@pytest.mark.parametrize(("name", "order", "unit"), CASES)
+def test_totals_without_breakdown_match_reference(
+    random_store: tuple[Journeys, DuckDBStore], name: str, order: Order, unit: Unit
+) -> None:
+    """Without segments the query aggregates its per-unit parts apart, unjoined."""
+    book, db = random_store
+    definition = dataclasses.replace(FUNNELS[name], order=order, unit=unit)
+    period = Period(SITE, T0 + HOUR, T0 + 7 * DAY)
+    expected = reference(book, definition, period)
+    report = funnel(db, period, definition)
+    assert units(report) == expected.counts
+    got_gaps = [s.median_ms_from_previous for s in report.steps[1:]]
+    assert got_gaps == pytest.approx(expected.gaps)
+    assert report.median_time_to_convert_ms == pytest.approx(expected.to_convert)
+    assert report.segments == ()
+
+
 def test_strict_order_matches_clickhouse_window_funnel(
     random_store: tuple[Journeys, DuckDBStore], tmp_path: Path
 ) -> None:
