@@ -7,6 +7,7 @@ on-site engagement) is what they did: how they arrived is behaviour, not identit
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -86,6 +87,8 @@ def _traffic_source(rules: TrafficSourceRules, channel: str) -> _Tally:
 
 # (rule, what is counted, points each, cap, the cap's reason)
 _Rule = tuple[str, str, float, float, str]
+_points = operator.attrgetter("points")
+_base_points = operator.attrgetter("base_points")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,10 @@ class _EngagementPlan:
         base = each * count
         half_life_ms = self.half_life_ms
         if half_life_ms is None:
-            points = each * math.fsum([1.0] * count)
+            points = base  # each * fsum([1.0] * count)
+        elif count == 1:  # (most rules fire once: the sum of one is itself)
+            ts = times[0]
+            points = each * (math.exp2(-(now_ms - ts) / half_life_ms) if ts < now_ms else 1.0)
         else:
             exp2 = math.exp2
             points = each * math.fsum(
@@ -204,8 +210,8 @@ def _engagement(plan: _EngagementPlan, facts: Activity, now_ms: int) -> _Part:
         caps.append(CapApplied("engagement", 0, points, 0, "engagement floored at 0"))
         points = 0.0
     if hits:
-        raw = math.fsum([hit.points for hit in hits])
-        base = math.fsum([hit.base_points for hit in hits])
+        raw = math.fsum(map(_points, hits))
+        base = math.fsum(map(_base_points, hits))
         factor = raw / base if base else 1.0
     else:
         raw, factor = 0.0, 1.0
@@ -264,14 +270,22 @@ def _apportion(raw: tuple[float, float, float, float]) -> tuple[list[float], flo
     floor, eps = math.floor, _EPS
     target = floor(math.fsum(raw) * 10 + 0.5 + eps)
     a, b, c, d = raw
-    tens = [floor(a * 10 + eps), floor(b * 10 + eps), floor(c * 10 + eps), floor(d * 10 + eps)]
-    missing = target - sum(tens)
-    if missing > 0:
-        left = (a * 10 - tens[0], b * 10 - tens[1], c * 10 - tens[2], d * 10 - tens[3])
-        # Largest remainder first; the sort is stable (reversed too), so of equal
-        # remainders the earlier component goes first.
-        for i in sorted(range(4), key=left.__getitem__, reverse=True)[:missing]:
-            tens[i] += 1
+    ta, tb, tc, td = (
+        floor(a * 10 + eps),
+        floor(b * 10 + eps),
+        floor(c * 10 + eps),
+        floor(d * 10 + eps),
+    )
+    missing = target - (ta + tb + tc + td)
+    if missing <= 0:
+        return [ta / 10, tb / 10, tc / 10, td / 10], target / 10
+    tens = [ta, tb, tc, td]
+    left = [a * 10 - ta, b * 10 - tb, c * 10 - tc, d * 10 - td]
+    for _ in range(missing):
+        # the largest remainder left; of equal ones, the earlier component's
+        i = left.index(max(left))
+        tens[i] += 1
+        left[i] = -math.inf
     return [tens[0] / 10, tens[1] / 10, tens[2] / 10, tens[3] / 10], target / 10
 
 
