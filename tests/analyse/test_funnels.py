@@ -869,3 +869,26 @@ def test_path_globs(glob_store: DuckDBStore, glob: str, matched: set[str]) -> No
     definition = FunnelDefinition("glob", (PageStep("any"), PageStep("glob", path=glob)))
     report = funnel(glob_store, PERIOD, definition)
     assert units(report) == [len(GLOB_PATHS), len(matched)]
+
+
+@pytest.mark.parametrize("breakdown", [None, "device", "channel"])
+@pytest.mark.parametrize("order", list(Order))
+def test_pageview_steps_that_name_an_event_or_props_read_the_events(
+    random_store: tuple[Journeys, DuckDBStore], breakdown: str | None, order: Order
+) -> None:
+    """Page loads hold neither names nor props: a page-view step asking for them is
+    matched on the events (the journeys' page views carry none, so nobody reaches it)."""
+    book, db = random_store
+    period = Period(SITE, T0 + HOUR, T0 + 7 * DAY)
+    for last in (
+        EventStep("named view", "pageview", "virtual"),
+        EventStep("tagged view", "pageview", None, (("variant", "B"),)),
+        EventStep("any view", "pageview"),
+    ):
+        definition = FunnelDefinition(
+            "views", (PageStep("landing", path="/*"), last), DAY, order, Unit.VISITOR
+        )
+        expected = reference(book, definition, period)
+        report = funnel(db, period, definition, breakdown=breakdown)
+        assert units(report) == expected.counts, last
+        assert (expected.counts[-1] > 0) == (last.name == "any view")

@@ -81,6 +81,14 @@ def _event_type(step: PageStep | EventStep) -> str:
     return step.type if isinstance(step, EventStep) else _PAGEVIEW
 
 
+def _on_page_loads(step: FunnelStep) -> bool:
+    """Whether page_loads can answer the page-view step: it holds paths and page groups, not
+    the event's name or props."""
+    return isinstance(step, PageStep) or (
+        isinstance(step, EventStep) and step.event is None and not step.props
+    )
+
+
 def _match(step: FunnelStep) -> _Sql | None:
     """The step's match over rows already of its type (None: every such row)."""
     if isinstance(step, LeadStep):
@@ -203,9 +211,13 @@ def _step_rows(plan: _Plan) -> _Sources:
         name = f"ev{len(ctes)}"
         table = "leads" if type_ is None else "events"
         scans = []
-        if type_ == _PAGEVIEW and plan.dim in (None, "device"):
+        if (
+            type_ == _PAGEVIEW
+            and plan.dim in (None, "device")
+            and all(_on_page_loads(steps[i]) for i in indexes)
+        ):
             # A page view is a row of page_loads, a twelfth of the events (which alone
-            # carry the channel).
+            # carry the channel, and a view's name and props).
             table = "page_loads"
             if plan.definition.unit is Unit.VISITOR:
                 # Views without a session belong to no load but still count for the visitor.
