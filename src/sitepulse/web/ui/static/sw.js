@@ -14,54 +14,46 @@ var PLOTLY_URL = new URL("__PLOTLY_URL__", self.location.href).href;
 var PREFIX = "sitepulse-plotly ";
 var CACHE = PREFIX + PLOTLY_URL;
 
-// Static routing (Chromium 123+): the browser answers plotly from the cache, and sends every
-// other request straight to the network, without starting the worker. Browsers without it
-// get nothing from this worker (a fetch handler would wake it for every request of every
-// page), so there it caches nothing and unregisters itself.
-var ROUTING = typeof InstallEvent !== "undefined" && "addRoutes" in InstallEvent.prototype;
-
 function routes(event) {
+  // Static routing (Chromium 123+): the browser answers from the cache, or goes straight to
+  // the network, without starting the worker. Elsewhere the fetch handler below does it.
+  if (typeof event.addRoutes !== "function") return Promise.resolve();
   var url = new URL(PLOTLY_URL);
   var plotly = { pathname: url.pathname, search: url.search.slice(1) };
-  return event.addRoutes([
-    { condition: { urlPattern: plotly, requestMethod: "GET" }, source: { cacheName: CACHE } },
-    { condition: { not: { urlPattern: { pathname: url.pathname } } }, source: "network" }
-  ]);
-}
-
-function precache() {
-  // Only the bytes of this very version: an older server answering during an upgrade would
-  // otherwise leave its plotly under the new URL, where nothing ever revalidates it.
-  var version = '"' + new URL(PLOTLY_URL).searchParams.get("v") + '"';
-  return fetch(PLOTLY_URL, { cache: "no-cache" }).then(function (response) {
-    if (!response.ok || response.headers.get("ETag") !== version) {
-      throw new Error("plotly.min.js is not version " + version);
-    }
-    return caches.open(CACHE).then(function (cache) { return cache.put(PLOTLY_URL, response); });
-  });
+  // Rules this browser does not take are no failure: the fetch handler serves instead.
+  try {
+    return event.addRoutes([
+      { condition: { urlPattern: plotly, requestMethod: "GET" }, source: { cacheName: CACHE } },
+      { condition: { not: { urlPattern: { pathname: url.pathname } } }, source: "network" }
+    ]).catch(function () {});
+  } catch (err) {
+    return Promise.resolve();
+  }
 }
 
 self.addEventListener("install", function (event) {
-  if (!ROUTING) {
-    event.waitUntil(self.skipWaiting());
-    return;
-  }
-  // A failed precache or rejected routes fail the install: pages then work as without it.
-  event.waitUntil(Promise.all([precache(), routes(event)]).then(function () {
-    return self.skipWaiting();
-  }));
+  event.waitUntil(
+    Promise.all([
+      caches.open(CACHE).then(function (cache) { return cache.add(PLOTLY_URL); }),
+      routes(event)
+    ]).then(function () { return self.skipWaiting(); })
+  );
 });
 
 self.addEventListener("activate", function (event) {
-  if (!ROUTING) {
-    event.waitUntil(self.registration.unregister());
-    return;
-  }
   event.waitUntil(
     caches.keys().then(function (names) {
       return Promise.all(names.filter(function (name) {
         return name.indexOf(PREFIX) === 0 && name !== CACHE;
       }).map(function (name) { return caches.delete(name); }));
     }).then(function () { return self.clients.claim(); })
+  );
+});
+
+self.addEventListener("fetch", function (event) {
+  if (event.request.method !== "GET" || event.request.url !== PLOTLY_URL) return;
+  event.respondWith(
+    caches.open(CACHE).then(function (cache) { return cache.match(PLOTLY_URL); })
+      .then(function (hit) { return hit || fetch(event.request); })
   );
 });
