@@ -21,14 +21,6 @@ when it starts (Plotly has been evaluated by then: deferred scripts run in order
 Cold: a new browser context per load (empty cache, no connections: a first visit). Warm: a
 returning user's browser, a profile on disk with its HTTP cache and V8's code cache (which
 spares re-compiling plotly.min.js), two loads to fill it, then the counted loads.
-After sign-in: a first visit as a user makes it, through the sign-in page. A new context
-opens /login signed out; the page registers the UI's service worker, which precaches
-plotly.min.js (and Chromium its code cache) while the user would type a password. Once
-the worker is active and controls the page (`sw_ready_ms` after the login page's load
-event; none when the server registers no worker within SW_FIND_MS of it), the session
-cookie is added, as signing in sets it, and the dashboard is loaded and timed as a cold
-load is. Sign-in itself (the POST and argon2) is not timed: it is the same with or without
-a worker.
 """
 
 from __future__ import annotations
@@ -63,10 +55,6 @@ ARGS = (
 )
 VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 TIMEOUT_MS = 60_000
-
-# How long after the login page's load event the bench looks for a service worker
-# registration (app.js registers once the page is idle) before concluding there is none.
-SW_FIND_MS = 3_000
 
 READY_LINE = "sitepulse-bench:ready"
 # Installed before any page script. On the `data-charts` mark, and after the load event,
@@ -142,30 +130,6 @@ _FIGURES = """
   };
 }
 """
-# On the login page: ms from its load event until a service worker is active and controls
-# the page; null when no registration appears within `findMs` of the load event; an error
-# when none is active after `timeoutMs`.
-_SW_READY = """
-async ({ findMs, timeoutMs }) => {
-  const nav = performance.getEntriesByType("navigation")[0];
-  const sw = navigator.serviceWorker;
-  if (!sw) return null;
-  const active = (async () => {
-    while (!(await sw.getRegistration())) {
-      if (performance.now() - nav.loadEventEnd > findMs) return null;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    await sw.ready;
-    if (!sw.controller) {
-      await new Promise((done) => sw.addEventListener("controllerchange", done, { once: true }));
-    }
-    return performance.now() - nav.loadEventEnd;
-  })();
-  const late = new Promise((_, fail) => setTimeout(
-    () => fail(new Error(`no service worker controls the page after ${timeoutMs} ms`)), timeoutMs));
-  return Promise.race([active, late]);
-}
-"""
 
 
 def _is_ready(message: ConsoleMessage) -> bool:
@@ -195,15 +159,6 @@ class Load:
     charts: int
     first_view_charts: int
     empty_charts: int
-
-
-@dataclass(frozen=True, slots=True)
-class SignedIn:
-    """A first dashboard load after the sign-in page, and how long after that page's load
-    event its service worker controlled it (None: the server registers none)."""
-
-    load: Load
-    sw_ready_ms: float | None
 
 
 def chromium_path() -> Path:
@@ -237,16 +192,12 @@ class PageTimer:
             self._pw.stop()
             raise
 
-    def _context(self, *, signed_in: bool = True) -> BrowserContext:
+    def _context(self) -> BrowserContext:
         context = self._browser.new_context(viewport=VIEWPORT)
-        if signed_in:
-            self._sign_in(context)
-        context.add_init_script(_WATCH)
-        return context
-
-    def _sign_in(self, context: BrowserContext) -> None:
         # Playwright exports no name for the cookie dict it takes (SetCookieParam).
         context.add_cookies(self._cookies)  # type: ignore[arg-type]
+        context.add_init_script(_WATCH)
+        return context
 
     def _load(self, context: BrowserContext, path: str) -> Load:
         page = context.new_page()
@@ -294,29 +245,6 @@ class PageTimer:
             finally:
                 context.close()
         return loads
-
-    def after_sign_in(self, path: str, runs: int) -> list[SignedIn]:
-        """`runs` first visits through the sign-in page, each in a new context: /login
-        opened signed out, its service worker (if any) waited for, then `path` timed."""
-        found = []
-        for _ in range(runs):
-            context = self._context(signed_in=False)
-            try:
-                login = context.new_page()
-                try:
-                    response = login.goto(self.base_url + "/login", wait_until="load")
-                    if response is None or response.status != 200:
-                        raise RuntimeError(f"GET /login answered {response and response.status}")
-                    limits = {"findMs": SW_FIND_MS, "timeoutMs": TIMEOUT_MS}
-                    ready = login.evaluate(_SW_READY, limits)
-                finally:
-                    login.close()
-                self._sign_in(context)
-                sw_ready_ms = None if ready is None else float(ready)
-                found.append(SignedIn(self._load(context, path), sw_ready_ms))
-            finally:
-                context.close()
-        return found
 
     def warm(self, path: str, runs: int) -> list[Load]:
         """A returning user's browser: a profile on disk (HTTP cache and V8's code cache,
@@ -376,15 +304,6 @@ def summary(loads: Sequence[Load]) -> dict[str, Any]:
     }
 
 
-def signed_in_summary(found: Sequence[SignedIn]) -> dict[str, Any]:
-    """`summary` of the loads, and the service worker's time to control the login page
-    (median, p95, max over the runs that had one; None when none had)."""
-    ready = [f.sw_ready_ms / 1000 for f in found if f.sw_ready_ms is not None]
-    return summary([f.load for f in found]) | {
-        "sw_ready": asdict(Timing.of(ready)) if ready else None
-    }
-
-
 def page_loads(
     base_url: str,
     cookies: dict[str, str],
@@ -392,27 +311,20 @@ def page_loads(
     runs: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Cold, after-sign-in and warm loads of each page (name → path): the Chromium version
-    and summaries."""
+    """Cold and warm loads of each page (name → path): the Chromium version and summaries."""
     timer = PageTimer(base_url, cookies)
     try:
         out: dict[str, Any] = {"chromium": timer.version}
         for name, path in pages.items():
             out[name] = {"path": path}
-            for kind in ("cold", "after_sign_in", "warm"):
-                if kind == "cold":
-                    out[name][kind] = summary(timer.cold(path, runs))
-                elif kind == "after_sign_in":
-                    out[name][kind] = signed_in_summary(timer.after_sign_in(path, runs))
-                else:
-                    out[name][kind] = summary(timer.warm(path, runs))
+            for kind in ("cold", "warm"):
+                found = timer.cold(path, runs) if kind == "cold" else timer.warm(path, runs)
+                out[name][kind] = summary(found)
                 ready, first = out[name][kind]["ready"], out[name][kind]["first_view"]
-                sw = out[name][kind].get("sw_ready")
                 log(
-                    f"  {name:10} {kind:13}: ready median {ready['median_ms']:7.1f} ms,"
+                    f"  {name:10} {kind}: ready median {ready['median_ms']:7.1f} ms,"
                     f" p95 {ready['p95_ms']:7.1f} ms; first viewport median"
                     f" {first['median_ms']:7.1f} ms, p95 {first['p95_ms']:7.1f} ms"
-                    + (f"; worker ready median {sw['median_ms']:7.1f} ms" if sw else "")
                 )
         return out
     finally:

@@ -27,16 +27,14 @@ DuckDB file:
    the Server-Timing total.
 3. Full page loads of / and /marketing in headless Debian Chromium (bench/browser.py):
    navigation start until the `load` event has ended and every chart is drawn, cold (new
-   context each load), after sign-in (new context each load, opened at /login first so
-   the UI's service worker can precache plotly.min.js; `sw_ready` says how long that took
-   after the login page's load) and warm (one context); `--page-runs` loads each.
+   context each load) and warm (one context); `--page-runs` loads each.
 
 Targets: each dashboard's data served in <= 200 ms of server time at p95 (phase 2's
 Server-Timing: the server serves dashboards from its archive, analyse/archive.py, and
 phase 2 counts the requests after each view's first, which computes; `served_as` says
 how each counted request was answered), and each page's warm p95 <= 1.5 s (a returning
-user; a first visit, cold and after sign-in, is reported beside it). Phase 1's compute
-times have no target: they are what the archive's background recompute costs.
+user; a first visit is reported beside it). Phase 1's compute times have no target:
+they are what the archive's background recompute costs.
 The machine's load averages before and after say how busy the shared host was.
 
 Progress goes to stderr; the last line on stdout is one JSON object. Exit status 1 when a
@@ -430,7 +428,7 @@ def served_phases(
                 http = {"error": _error(exc)}
             if not page:
                 try:
-                    _log(f"Chromium: {args.page_runs} cold, after-sign-in and warm loads per page")
+                    _log(f"Chromium: {args.page_runs} cold and warm loads per page")
                     cookies = {"sitepulse_session": session}
                     page = browser.page_loads(base_url, cookies, PAGES, args.page_runs, _log)
                 except Exception as exc:  # as above

@@ -32,8 +32,6 @@ PUBLIC = {
     ("POST", "/login"),
     ("GET", "/static/{name}"),
     ("GET", "/static/plotly.min.js"),
-    # The service worker, registered from the sign-in page too: it holds plotly's URL only.
-    ("GET", "/static/sw.js"),
 }
 # Changes only an admin may make (viewers get 403), with a body that would otherwise pass.
 ADMIN_ONLY = {

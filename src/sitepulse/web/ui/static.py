@@ -3,10 +3,6 @@
 Each file is read and gzipped once, on first request, and kept in memory with a strong
 ETag (a hash of its bytes). Pages link them with `?v=<hash>`, so a new release changes the
 URL and the files can be cached for a year as immutable.
-
-The service worker (static/sw.js, which precaches plotly.min.js) is the exception: it is
-served at /static/sw.js with the current plotly URL written into it, revalidated on every
-update check, and allowed to control every page ("Service-Worker-Allowed: /").
 """
 
 from __future__ import annotations
@@ -15,7 +11,6 @@ import functools
 import gzip
 import hashlib
 import importlib.resources
-import json
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -34,11 +29,6 @@ _TYPES: Final = {
 _NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,80}$")
 PLOTLY: Final = "plotly.min.js"
 _IMMUTABLE: Final = "public, max-age=31536000, immutable"
-_REVALIDATE: Final = "public, max-age=0, must-revalidate"
-SERVICE_WORKER: Final = "sw.js"
-SERVICE_WORKER_PATH: Final = f"/static/{SERVICE_WORKER}"
-# Where sw.js says which URL to precache: a JSON string literal, replaced whole.
-_PLOTLY_SLOT: Final = b'"__PLOTLY_URL__"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +50,13 @@ class Asset:
         # Level 6: plotly.min.js (4.8 MB) gzips in ~0.2 s once, to within 1 % of level 9.
         return cls(body, gzip.compress(body, 6, mtime=0), media_type, f'"{digest}"')
 
-    def response(
-        self,
-        request: Request,
-        cache_control: str = _IMMUTABLE,
-        extra_headers: dict[str, str] | None = None,
-    ) -> Response:
+    def response(self, request: Request, cache_control: str = _IMMUTABLE) -> Response:
         """200 (gzipped when accepted) or 304 for a matching If-None-Match."""
         headers = {
             "ETag": self.etag,
             "Cache-Control": cache_control,
             "Vary": "Accept-Encoding",
             "X-Content-Type-Options": "nosniff",
-            **(extra_headers or {}),
         }
         if self.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
@@ -116,34 +100,11 @@ async def _serve(request: Request) -> Response:
         return Response("not found", 404, media_type="text/plain")
     # Unversioned URLs (no ?v=) still revalidate, so an old link never pins an old file.
     versioned = request.query_params.get("v") == found.version
-    return found.response(request, _IMMUTABLE if versioned else _REVALIDATE)
-
-
-@functools.cache
-def service_worker() -> Asset:
-    """sw.js with the current plotly URL written into it: a new plotly version changes the
-    script's bytes, which is what makes browsers install the new worker."""
-    source = importlib.resources.files("sitepulse.web.ui") / "static" / SERVICE_WORKER
-    template = source.read_bytes()
-    if template.count(_PLOTLY_SLOT) != 1:
-        raise LookupError(f"{SERVICE_WORKER} must hold {_PLOTLY_SLOT.decode()} exactly once")
-    body = template.replace(_PLOTLY_SLOT, json.dumps(plotly_url()).encode())
-    return Asset.of(body, _TYPES[".js"])
-
-
-async def _serve_worker(request: Request) -> Response:
-    # The worker takes no parameters: what it precaches is the server's plotly URL only, and
-    # a registration under any other URL would be a second worker for the same scope.
-    if request.url.query:
-        return Response("sw.js takes no query string", 400, media_type="text/plain")
-    # Revalidated, never immutable: browsers look for a new worker at this URL.
-    return service_worker().response(request, _REVALIDATE, {"Service-Worker-Allowed": "/"})
+    return found.response(
+        request, _IMMUTABLE if versioned else "public, max-age=0, must-revalidate"
+    )
 
 
 def static_routes() -> list[Route]:
-    """GET /static/<name> for our files and plotly.min.js; GET /static/sw.js for the
-    service worker (before the general route, which would serve it unfilled)."""
-    return [
-        Route(SERVICE_WORKER_PATH, _serve_worker, methods=["GET", "HEAD"]),
-        Route("/static/{name}", _serve, methods=["GET", "HEAD"]),
-    ]
+    """GET /static/<name> for our files and plotly.min.js."""
+    return [Route("/static/{name}", _serve, methods=["GET", "HEAD"])]

@@ -93,20 +93,4 @@
     });
   }
   window.sitepulse = { refresh: refresh, timer: function () { return timer; } };
-
-  // The service worker (sw.js) keeps plotly.min.js with V8's code cache, so the first
-  // dashboard after sign-in does not compile plotly.js. Registered once the page has
-  // loaded and gone idle, so its download never competes with the page's own; where there
-  // is none (plain http beyond localhost) or it fails, pages work as they always did.
-  if ("serviceWorker" in navigator) {
-    var register = function () {
-      navigator.serviceWorker.register("/static/sw.js", { scope: "/" }).catch(function () {});
-    };
-    var later = function () {
-      if (window.requestIdleCallback) window.requestIdleCallback(register);
-      else window.setTimeout(register, 0);
-    };
-    if (document.readyState === "complete") later();
-    else window.addEventListener("load", later);
-  }
 })();
